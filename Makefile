@@ -1,0 +1,61 @@
+# Serverless MariaDB: top-level build.  `make demo` and `make test` are the two
+# commands a user types; both install missing Debian packages first.
+
+BUILD   := $(CURDIR)/build
+PYTHON  := /usr/bin/python3
+FUZZ_SECONDS ?= 20
+export BUILD
+
+.PHONY: all deps ensure-deps controller module plugin unit fuzz fuzz-short e2e test bench demo clean
+
+all: controller module plugin
+
+deps:
+	scripts/install-deps.sh
+
+# Quiet when everything is present; installs what is missing otherwise.
+ensure-deps:
+	@scripts/install-deps.sh
+
+controller:
+	$(MAKE) -C controller
+
+module:
+	$(MAKE) -C ngx_stream_wake_module
+
+plugin:
+	$(MAKE) -C mariadb_plugin
+
+unit: all
+	$(MAKE) -C controller unit
+	$(MAKE) -C ngx_stream_wake_module unit
+	$(MAKE) -C mariadb_plugin unit
+
+fuzz-short: all
+	$(MAKE) -C ngx_stream_wake_module fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+fuzz: all
+	$(MAKE) -C ngx_stream_wake_module fuzz FUZZ_SECONDS=300
+
+e2e: all
+	cd tests/e2e && $(PYTHON) -m pytest -p no:cacheprovider -q -ra .
+
+test: ensure-deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) fuzz-short
+	$(MAKE) e2e
+
+bench: ensure-deps
+	$(MAKE) all
+	$(PYTHON) bench/run.py
+
+demo: ensure-deps
+	$(MAKE) all
+	scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD)
+	$(MAKE) -C controller clean
+	$(MAKE) -C ngx_stream_wake_module clean
+	$(MAKE) -C mariadb_plugin clean

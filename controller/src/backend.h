@@ -1,0 +1,49 @@
+/* The compute backends sit behind this one interface (DESIGN.md §3).
+ * Every call is synchronous and may take as long as a start takes; callers
+ * hold the compute's transition (a state no other actor acts on) meanwhile. */
+#ifndef SMDB_BACKEND_H
+#define SMDB_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "store.h"
+
+typedef enum { PROC_DEAD, PROC_RUNNING, PROC_FROZEN } proc_status;
+
+typedef struct {
+    int pid;
+    long long pid_start;
+} proc_ident;
+
+typedef struct {
+    long long client_sessions;   /* sessions other than the admin's */
+} compute_probe;
+
+typedef struct backend {
+    const char *name;
+    /* Data directory and configuration; report_token goes to the compute's
+     * plugin configuration and nowhere else. */
+    int (*create)(const compute_rec *c, const char *report_token, char *err, size_t errlen);
+    /* Starts the server and returns once a client `SELECT 1` is served. */
+    int (*start)(const compute_rec *c, proc_ident *out, char *err, size_t errlen);
+    int (*stop)(const compute_rec *c, char *err, size_t errlen);
+    int (*freeze)(const compute_rec *c, char *err, size_t errlen);
+    int (*thaw)(const compute_rec *c, char *err, size_t errlen);
+    int (*destroy)(const compute_rec *c, char *err, size_t errlen);
+    int (*resize)(const compute_rec *c, int cu, char *err, size_t errlen);
+    proc_status (*status)(const compute_rec *c);
+    /* A `SELECT 1` on a fresh admin session. */
+    int (*ready)(const compute_rec *c);
+    /* Runs SQL as the admin (creating the project's user at creation). */
+    int (*admin_sql)(const compute_rec *c, const char *sql, char *err, size_t errlen);
+    /* The direct check of the safe-suspend rule, on the compute itself. */
+    int (*probe)(const compute_rec *c, compute_probe *out);
+    /* Bytes of storage the compute uses; -1 if unknown. */
+    long long (*storage_bytes)(const compute_rec *c);
+} backend;
+
+const backend *backend_process(const config *cfg);
+
+#endif

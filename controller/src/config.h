@@ -1,0 +1,54 @@
+/* Controller configuration: a `key = value` file, then command-line
+ * `--key=value` overrides, then secrets from the environment. */
+#ifndef SMDB_CONFIG_H
+#define SMDB_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct {
+    char listen_host[64];
+    int listen_port;
+    char redis_host[128];
+    int redis_port;
+    char redis_prefix[32];          /* prefix of every key, see docs/redis-keys.md */
+    char api_token[256];
+    char wake_token[256];
+    char backend[32];               /* "process" */
+    char data_dir[512];             /* per-compute datadirs live here */
+    char socket_dir[256];           /* mariadbd unix sockets (short path) */
+    char compute_host[64];
+    int compute_port_min, compute_port_max;
+    char mariadbd[256];
+    char install_db[256];
+    char mycnf_template[512];
+    char system_plugin_dir[256];
+    char activity_plugin[512];      /* wake_activity.so; empty: not loaded */
+    char report_url_base[256];      /* how computes reach this controller */
+    char compute_user[64];          /* OS user mariadbd runs as, and admin login */
+    int idle_timeout_s;             /* default per project */
+    int freeze_after_s;             /* default per project; 0: no freeze tier */
+    int drain_wait_ms;              /* longer than the proxy's cache TTL */
+    int scheduler_interval_ms;
+    int wake_timeout_ms;
+    int start_timeout_ms;
+    int stop_timeout_ms;
+    int report_interval_s;          /* the plugin's interval */
+    char cgroup_root[256];          /* cgroup v2 mount; empty: SIGSTOP fallback */
+    char pg_conninfo[512];          /* billing ledger; empty: no export */
+    int meter_interval_s;           /* close running intervals this often */
+    int export_interval_ms;
+    int storage_sample_s;
+    char syslog_listen[64];         /* host:port for nginx's access log; empty: off */
+} config;
+
+void config_defaults(config *c);
+/* Parses the text of a config file. On error returns -1 and writes a
+ * message (with the line number) into err. */
+int config_parse_text(config *c, const char *text, char *err, size_t errlen);
+int config_load_file(config *c, const char *path, char *err, size_t errlen);
+/* One "key=value" override. */
+int config_set(config *c, const char *key, const char *value, char *err, size_t errlen);
+/* Cross-field checks after everything is set. */
+int config_validate(const config *c, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,71 @@
+/* Compute lifecycle: creation, wake, drain-safe suspend, deletion, crash
+ * supervision and start-up reconciliation.  Every step is a state transition
+ * applied atomically in Redis first; only the actor whose transition was
+ * applied acts on the compute, so concurrent wakes start a compute once. */
+#ifndef SMDB_LIFECYCLE_H
+#define SMDB_LIFECYCLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "backend.h"
+#include "config.h"
+#include "store.h"
+
+void lifecycle_init(const config *cfg, const backend *be);
+const backend *lifecycle_backend(void);
+
+typedef struct {
+    char host[64];
+    int port;
+    char compute_id[96];
+    const char *cold_start;   /* "running", "thawed", "started" */
+    double ms;
+} wake_result;
+
+/* Error results carry an HTTP status and a code for the JSON error. */
+typedef struct {
+    int status;
+    const char *code;
+    char message[512];
+} op_error;
+
+int lifecycle_wake(const char *project, wake_result *out, op_error *e);
+
+typedef struct {
+    char id[64];
+    int idle_timeout_s, freeze_after_s, min_cu, max_cu;
+} project_spec;
+
+typedef struct {
+    char compute_id[96];
+    char admin_user[32];
+    char admin_password[40];
+} create_result;
+
+/* Creates a project with its compute (attach=false), or a new compute for an
+ * existing project that has none (attach=true). */
+int lifecycle_create(const project_spec *spec, bool attach, create_result *out, op_error *e);
+int lifecycle_delete_project(const char *project, op_error *e);
+int lifecycle_delete_compute(const char *cid, op_error *e);
+
+/* drain: the scheduler's safe path (DESIGN.md §3); operators suspend at once.
+ * activity_seen: the last_activity_ms the caller judged idle (drain only).
+ * Returns 1 suspended, 0 cancelled (activity), -1 error. */
+int lifecycle_suspend(const char *cid, suspend_mode mode, bool drain,
+                      long long activity_seen, op_error *e);
+int lifecycle_resume(const char *cid, wake_result *out, op_error *e);
+
+/* Marks computes whose server died; called periodically. */
+void lifecycle_supervise(void);
+/* Start-up: brings Redis in line with what really runs. */
+void lifecycle_reconcile(void);
+/* Closes running intervals so no open interval grows past meter_interval_s. */
+void lifecycle_meter_tick(void);
+
+/* Ids of all computes / projects (NULL-terminated, free with ids_free). */
+char **lifecycle_compute_ids(void);
+char **lifecycle_project_ids(void);
+void ids_free(char **ids);
+
+#endif

@@ -1,0 +1,33 @@
+/* Process helpers of the local backend: spawning a detached server, waiting
+ * for readiness notifications, telling whether a pid is still the process we
+ * started, running a helper command. */
+#ifndef SMDB_PROC_H
+#define SMDB_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Start time (jiffies since boot) and state letter of a pid; -1 if gone. */
+long long proc_start_time(int pid, char *state);
+/* True while pid is the same live (non-zombie) process that started at start. */
+bool proc_same_alive(int pid, long long start);
+/* Waits up to timeout_ms for the process to end. 0 ended, -1 timeout. */
+int proc_wait_exit(int pid, long long start, int timeout_ms);
+/* Runs argv to completion with output appended to log_path. exit code or -1 */
+int proc_run(const char *const argv[], const char *log_path);
+
+/* Spawns argv detached (own session, reparented away from us, so it survives
+ * a controller crash), with extra environment entries and, if cgroup_procs is
+ * set, moved into that cgroup before exec.  Returns the pid or -1. */
+int proc_spawn_detached(const char *const argv[], const char *const env_extra[],
+                        const char *cgroup_procs, const char *out_path);
+
+/* An abstract unix datagram socket for sd_notify READY=1 messages. */
+int notify_open(char *name, size_t namelen);
+/* Waits up to ms for a message containing READY=1. 1 ready, 0 not yet. */
+int notify_wait(int fd, int ms);
+
+int rm_rf(const char *path);
+long long du_bytes(const char *path);
+
+#endif

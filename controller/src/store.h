@@ -1,0 +1,87 @@
+/* All controller state lives in Redis; this file is the only one that knows
+ * key names (documented in docs/redis-keys.md) and the only one that talks to
+ * Redis.  Every thread has its own connection (hiredis contexts are not
+ * thread-safe); a broken connection is re-opened and the command retried
+ * once, so a Redis restart costs a failed request at most, never state. */
+#ifndef SMDB_STORE_H
+#define SMDB_STORE_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "state.h"
+
+typedef struct {
+    char id[96];
+    char project[64];
+    compute_state state;
+    suspend_mode mode;
+    char host[64];
+    int port;
+    int pid;
+    long long pid_start;      /* process start time, guards against pid reuse */
+    long long gen;            /* bumped by every transition */
+    long long state_since_ms;
+    long long last_activity_ms;
+    long long wake_requested_ms;
+    int size_cu;
+    char token_hash[65];
+    char error[256];
+    /* latest activity report of the compute's plugin */
+    long long act_received_ms, act_seq, act_uptime_s, act_connections, act_connects,
+        act_failed_connects, act_disconnects, act_queries, act_last_activity_ms;
+} compute_rec;
+
+typedef struct {
+    char id[64];
+    char compute_id[96];
+    long long created_ms;
+    int idle_timeout_s;
+    int freeze_after_s;
+    int min_cu, max_cu;
+} project_rec;
+
+int store_init(const config *cfg);
+/* Runs a command on this thread's connection, reconnecting and retrying once
+ * on an I/O error.  NULL on failure (logged). Free with freeReplyObject. */
+redisReply *store_cmd(const char *fmt, ...);
+redisReply *store_cmdargv(int argc, const char **argv);
+/* Builds "<prefix><fmt...>" into buf. */
+const char *store_key(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+bool store_ping(void);
+
+/* 0 found, 1 not found, -1 error */
+int store_compute_get(const char *cid, compute_rec *out);
+int store_project_get(const char *pid, project_rec *out);
+
+/* Creates the project and its compute records in one step, reserving a
+ * port.  attach: the project exists and gets a new compute.  Returns 0;
+ * 1 if the project (attach: its compute) exists already; 2 if no port is
+ * free; 3 (attach) no such project; -1 on error. */
+int store_project_create(const project_rec *p, const compute_rec *c, bool attach);
+
+typedef enum { METER_KEEP, METER_OPEN, METER_CLOSE, METER_SPLIT } meter_op;
+
+typedef struct {
+    const char *from;         /* comma-separated allowed current states */
+    compute_state to;         /* ST_UNKNOWN: keep the state (meter split only) */
+    meter_op meter;
+    const char *guard_field;  /* optional: transition only if field <= guard_max */
+    long long guard_max;
+    const char **kv;          /* field, value pairs to set; value "" deletes */
+    int nkv;                  /* number of strings in kv (even) */
+} transition;
+
+/* Applies a transition atomically (Lua): 1 applied, 0 refused (cur holds the
+ * current state, "" if the guard refused), -1 error or no such compute. */
+int store_transition(const compute_rec *c, const transition *t, char cur[32]);
+
+/* Simple field updates that need no state check. */
+int store_compute_set(const char *cid, const char **kv, int nkv);
+int store_counter_incr(const char *field, long long by);
+int store_hist_observe(const char *name, double ms);
+
+#endif

@@ -1,0 +1,358 @@
+"""Shared fixtures for the end-to-end tests.
+
+Every test gets its own temporary run directory and its own loopback ports.
+Every process a test starts is recorded by PID and stopped at teardown, even
+when the test fails; computes that the controller started (they outlive the
+controller on purpose) are found through their pid files under the run
+directory and stopped too.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, "build")
+CONTROLLER_BIN = os.path.join(BUILD, "smdb-controller")
+CTL_BIN = os.path.join(BUILD, "smdbctl")
+PLUGIN_SO = os.path.join(BUILD, "wake_activity.so")
+
+
+def free_port():
+    """A loopback port nobody listens on right now (random, away from
+    ephemeral ports most servers pick, to avoid clashes with parallel runs)."""
+    for _ in range(200):
+        port = random.randint(20000, 30000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def free_port_range(n):
+    """n consecutive free ports, for the controller's compute port pool."""
+    for _ in range(100):
+        base = random.randint(30000, 39000)
+        ok = True
+        for p in range(base, base + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base, base + n - 1
+    raise RuntimeError("no free port range")
+
+
+def wait_port(port, timeout=10.0, host="127.0.0.1"):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"port {port} not listening after {timeout}s")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Procs:
+    """Processes started by one test, stopped by PID at teardown."""
+
+    def __init__(self, run_dir):
+        self.run_dir = run_dir
+        self.procs = []
+        self.cleanup_dirs = []
+
+    def start(self, name, argv, env=None, **kw):
+        log = open(os.path.join(self.run_dir, f"{name}.log"), "ab")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, env=env,
+                             start_new_session=True, **kw)
+        log.close()
+        self.procs.append((name, p))
+        return p
+
+    @staticmethod
+    def thaw_cgroup(pid):
+        """A process in a frozen cgroup v2 group handles no signal but
+        SIGKILL: thaw its group first."""
+        try:
+            with open(f"/proc/{pid}/cgroup") as f:
+                for line in f:
+                    if line.startswith("0::") and "/smdb/" in line:
+                        root = "/sys/fs/cgroup/unified"
+                        with open(root + line[3:].strip() + "/cgroup.freeze", "w") as g:
+                            g.write("0")
+        except OSError:
+            pass
+
+    @staticmethod
+    def stop_pid(pid, grace=5.0):
+        if not pid_alive(pid):
+            return
+        Procs.thaw_cgroup(pid)
+        try:
+            os.kill(pid, signal.SIGCONT)  # a stopped process cannot exit
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        end = time.time() + grace
+        while time.time() < end and pid_alive(pid):
+            time.sleep(0.02)
+        if pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def compute_pids(self):
+        """mariadbd processes started under this run directory (their pid
+        files), and any process whose command line names the run directory."""
+        pids = set()
+        for dirpath, _, files in os.walk(self.run_dir):
+            for f in files:
+                if f.endswith(".pid"):
+                    try:
+                        with open(os.path.join(dirpath, f)) as fh:
+                            pids.add(int(fh.read().strip()))
+                    except (OSError, ValueError):
+                        pass
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as fh:
+                    cmd = fh.read()
+            except OSError:
+                continue
+            if self.run_dir.encode() in cmd:
+                pids.add(int(d))
+        pids.discard(os.getpid())
+        return pids
+
+    def stop_all(self):
+        for name, p in reversed(self.procs):
+            if p.poll() is None:
+                self.stop_pid(p.pid)
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in self.compute_pids():
+            self.stop_pid(pid)
+        for pid in self.compute_pids():
+            self.stop_pid(pid, grace=1.0)
+        for d in self.cleanup_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    d = str(tmp_path)
+    os.chmod(d, 0o755)
+    return d
+
+
+@pytest.fixture
+def procs(run_dir):
+    p = Procs(run_dir)
+    yield p
+    p.stop_all()
+
+
+class Redis:
+    def __init__(self, procs, run_dir):
+        self.procs = procs
+        self.dir = os.path.join(run_dir, "redis")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = self.procs.start("redis", [
+            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", self.dir, "--appendonly", "yes", "--appendfsync", "everysec",
+            "--save", "", "--daemonize", "no", "--protected-mode", "yes"])
+        wait_port(self.port)
+        return self
+
+    def stop(self):
+        Procs.stop_pid(self.proc.pid)
+
+    def cli(self, *args):
+        out = subprocess.run(["redis-cli", "-p", str(self.port), "--raw", *args],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip()
+
+
+@pytest.fixture
+def redis(procs, run_dir):
+    return Redis(procs, run_dir).start()
+
+
+class Controller:
+    """A real smdb-controller process with its own data directory."""
+
+    def __init__(self, procs, run_dir, redis, **opts):
+        self.procs = procs
+        self.run_dir = run_dir
+        self.redis = redis
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = "test-admin-token-" + os.urandom(6).hex()
+        self.wake_token = "test-wake-token-" + os.urandom(6).hex()
+        self.data_dir = os.path.join(run_dir, "computes")
+        # unix socket paths are limited to 107 bytes: keep them short
+        self.socket_dir = tempfile.mkdtemp(prefix="smdb-", dir="/tmp")
+        procs.cleanup_dirs.append(self.socket_dir)
+        lo, hi = free_port_range(40)
+        self.opts = {
+            "listen": f"127.0.0.1:{self.port}",
+            "redis": f"127.0.0.1:{redis.port}",
+            "data_dir": self.data_dir,
+            "api_token": self.token,
+            "wake_token": self.wake_token,
+            "compute_port_min": str(lo),
+            "compute_port_max": str(hi),
+            "scheduler_interval_ms": "200",
+            "socket_dir": self.socket_dir,
+            "mycnf_template": os.path.join(ROOT, "config", "compute.cnf.in"),
+        }
+        if os.path.exists(PLUGIN_SO):
+            self.opts["activity_plugin"] = PLUGIN_SO
+        self.opts.update({k: str(v) for k, v in opts.items()})
+        self.conf = os.path.join(run_dir, "controller.conf")
+        self.proc = None
+
+    def write_conf(self):
+        with open(self.conf, "w") as f:
+            for k, v in self.opts.items():
+                f.write(f"{k} = {v}\n")
+
+    def start(self):
+        self.write_conf()
+        self.proc = self.procs.start("controller", [CONTROLLER_BIN, "--config", self.conf])
+        end = time.time() + 15
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("controller exited: " + self.log_tail())
+            try:
+                st, _ = self.get("/healthz", token=None)
+                if st == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise TimeoutError("controller not healthy: " + self.log_tail())
+
+    def log_tail(self, n=4000):
+        try:
+            with open(os.path.join(self.run_dir, "controller.log")) as f:
+                return f.read()[-n:]
+        except OSError:
+            return ""
+
+    def kill9(self):
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        Procs.stop_pid(self.proc.pid)
+        self.proc.wait()
+
+    def request(self, method, path, body=None, token="default", headers=None, timeout=60):
+        if token == "default":
+            token = self.token
+        data = None
+        h = dict(headers or {})
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        if token:
+            h["Authorization"] = "Bearer " + token
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                raw = r.read()
+                status = r.status
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            status = e.code
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            doc = raw.decode(errors="replace")
+        return status, doc
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body if body is not None else {}, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def create_project(self, name, **opts):
+        body = {"id": name}
+        body.update(opts)
+        st, doc = self.post("/api/v1/projects", body)
+        assert st == 201, (st, doc)
+        return doc
+
+    def wake(self, project, timeout=60):
+        return self.get(f"/wake_compute?endpointish={project}", token=self.wake_token,
+                        timeout=timeout)
+
+    def compute(self, project):
+        st, doc = self.get(f"/api/v1/projects/{project}")
+        assert st == 200, (st, doc)
+        st, c = self.get(f"/api/v1/compute/{doc['compute_id']}")
+        assert st == 200, (st, c)
+        return c
+
+
+@pytest.fixture
+def controller_factory(procs, run_dir, redis):
+    def make(**opts):
+        return Controller(procs, run_dir, redis, **opts)
+    return make
+
+
+@pytest.fixture
+def controller(controller_factory):
+    return controller_factory().start()
+
+
+def mysql(port, user, password, database=None, host="127.0.0.1", **kw):
+    import pymysql
+    return pymysql.connect(host=host, port=port, user=user, password=password,
+                           database=database, connect_timeout=30, autocommit=True, **kw)
