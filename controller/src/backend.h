@@ -26,8 +26,13 @@ typedef struct backend {
     /* Data directory and configuration; report_token goes to the compute's
      * plugin configuration and nowhere else. */
     int (*create)(const compute_rec *c, const char *report_token, char *err, size_t errlen);
-    /* Starts the server and returns once a client `SELECT 1` is served. */
-    int (*start)(const compute_rec *c, proc_ident *out, char *err, size_t errlen);
+    /* Starts the server and returns once a client `SELECT 1` is served.
+     * spawned() is called as soon as the process exists, so the caller can
+     * record it before waiting: a controller that dies during the wait
+     * leaves a server its successor can find. */
+    int (*start)(const compute_rec *c, proc_ident *out,
+                 void (*spawned)(const compute_rec *c, const proc_ident *id),
+                 char *err, size_t errlen);
     int (*stop)(const compute_rec *c, char *err, size_t errlen);
     int (*freeze)(const compute_rec *c, char *err, size_t errlen);
     int (*thaw)(const compute_rec *c, char *err, size_t errlen);

@@ -313,7 +313,45 @@ static bool cgroup_prepare(const compute_rec *c, char *procs, size_t len)
     return true;
 }
 
-static int p_start(const compute_rec *c, proc_ident *out, char *err, size_t errlen)
+static int p_stop(const compute_rec *c, char *err, size_t errlen);
+
+/* A server of this compute that Redis does not know of (its controller died
+ * between spawning it and recording it) would hold the datadir's lock and
+ * make a new start hang: stop it first.  Its pid file names it. */
+static void stop_stray(const compute_rec *c)
+{
+    char pidf[PATHMAX], cmdp[64], mycnf[PATHMAX], *buf, *cmd;
+    int pid;
+    long long start;
+
+    comp_path(pidf, sizeof(pidf), c, "mariadbd.pid");
+    comp_path(mycnf, sizeof(mycnf), c, "my.cnf");
+    buf = read_file(pidf, 64);
+    if (buf == NULL)
+        return;
+    pid = atoi(buf);
+    free(buf);
+    snprintf(cmdp, sizeof(cmdp), "/proc/%d/cmdline", pid);
+    cmd = read_file(cmdp, 4096);
+    start = proc_start_time(pid, NULL);
+    if (cmd && start >= 0) {
+        /* cmdline is NUL-separated: look at the second argument */
+        const char *arg = cmd + strlen(cmd) + 1;
+        if (strstr(arg, mycnf)) {
+            compute_rec stray = *c;
+            char e[256];
+            stray.pid = pid;
+            stray.pid_start = start;
+            log_warn("compute %s: stopping stray mariadbd pid %d", c->id, pid);
+            p_stop(&stray, e, sizeof(e));
+        }
+    }
+    free(cmd);
+}
+
+static int p_start(const compute_rec *c, proc_ident *out,
+                   void (*spawned)(const compute_rec *, const proc_ident *),
+                   char *err, size_t errlen)
 {
     char mycnf[PATHMAX], defaults[PATHMAX + 32], notify_name[64], notify_env[96];
     char sock[PATHMAX], procs[PATHMAX], errlog[PATHMAX], tail[400];
@@ -322,6 +360,7 @@ static int p_start(const compute_rec *c, proc_ident *out, char *err, size_t errl
     int64_t deadline = mono_ms() + cfg->start_timeout_ms;
     bool ready = false, notified = false;
 
+    stop_stray(c);
     comp_path(mycnf, sizeof(mycnf), c, "my.cnf");
     comp_path(errlog, sizeof(errlog), c, "error.log");
     socket_path(sock, sizeof(sock), c);
@@ -340,6 +379,10 @@ static int p_start(const compute_rec *c, proc_ident *out, char *err, size_t errl
         snprintf(err, errlen, "cannot start %s", cfg->mariadbd);
         return -1;
     }
+    out->pid = pid;
+    out->pid_start = start;
+    if (spawned)
+        spawned(c, out);
     /* Ready means a real client handshake and SELECT 1.  The READY=1
      * notification says when to try; without one, poll. */
     while (!ready && mono_ms() < deadline) {

@@ -82,6 +82,16 @@ static void ident_strings(const proc_ident *id, char pid[16], char start[24])
     snprintf(start, 24, "%lld", id->pid_start);
 }
 
+/* Records a server the moment it exists (state unchanged). */
+static void spawned(const compute_rec *c, const proc_ident *id)
+{
+    char pid[16], start[24];
+    const char *kv[] = {"pid", pid, "pid_start", start};
+
+    ident_strings(id, pid, start);
+    store_compute_set(c->id, kv, 4);
+}
+
 static void touch_activity(const char *cid)
 {
     char now[24];
@@ -115,7 +125,7 @@ static int do_resume(compute_rec *c, const char **cold, op_error *e)
         *cold = "running";
         return move(c, "resuming", ST_RUNNING, METER_KEEP, kv, 4) == 1 ? 0 : -1;
     }
-    if (be->start(c, &id, err, sizeof(err)) == 0) {
+    if (be->start(c, &id, spawned, err, sizeof(err)) == 0) {
         ident_strings(&id, pid, start);
         const char *kv[] = {"pid", pid, "pid_start", start, "mode", "", "error", ""};
         *cold = "started";
@@ -316,7 +326,7 @@ int lifecycle_create(const project_spec *spec, bool attach, create_result *out, 
     snprintf(out->admin_user, sizeof(out->admin_user), "admin");
     if (random_alnum(out->admin_password, 24) < 0)
         goto fail;
-    if (be->create(&c, token, err, sizeof(err)) < 0 || be->start(&c, &id, err, sizeof(err)) < 0)
+    if (be->create(&c, token, err, sizeof(err)) < 0 || be->start(&c, &id, spawned, err, sizeof(err)) < 0)
         goto fail;
     c.pid = id.pid;
     c.pid_start = id.pid_start;
@@ -583,6 +593,22 @@ void lifecycle_supervise(void)
     ids_free(ids);
 }
 
+/* A server found alive may still be starting (its controller died while
+ * waiting for it): give it the start timeout to become ready. */
+static int wait_ready(const compute_rec *c)
+{
+    int64_t end = mono_ms() + cfg->start_timeout_ms;
+
+    while (be->status(c) != PROC_DEAD) {
+        if (be->ready(c) == 0)
+            return 0;
+        if (mono_ms() > end)
+            break;
+        usleep(10000);
+    }
+    return -1;
+}
+
 static void reconcile_one(compute_rec *c)
 {
     char err[512];
@@ -604,7 +630,7 @@ static void reconcile_one(compute_rec *c)
         const char *from = state_name(c->state);
         if (st == PROC_FROZEN)
             be->thaw(c, err, sizeof(err));
-        if (st != PROC_DEAD && be->ready(c) == 0) {
+        if (st != PROC_DEAD && wait_ready(c) == 0) {
             const char *kv[] = {"mode", "", "wake_requested_ms", ""};
             if (c->state != ST_RUNNING)
                 move(c, from, ST_RUNNING, METER_OPEN, kv, 4);

@@ -1,0 +1,119 @@
+/* Config file parsing, overrides and validation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "config.h"
+
+static void defaults_need_tokens(void **st)
+{
+    config c;
+    char err[256];
+
+    (void)st;
+    config_defaults(&c);
+    assert_string_equal(c.listen_host, "127.0.0.1");   /* loopback by default */
+    assert_int_equal(c.idle_timeout_s, 300);
+    assert_int_equal(config_validate(&c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "token"));
+}
+
+static void parses_file_text(void **st)
+{
+    config c;
+    char err[256];
+    const char *text = "# comment\n"
+                       "listen = 127.0.0.1:9000\n"
+                       "\n"
+                       "  redis=10.0.0.5:6380  \n"
+                       "api_token = a\n"
+                       "wake_token = w\n"
+                       "idle_timeout_s = 30\n"
+                       "freeze_after_s = 0\n"
+                       "; other comment\n"
+                       "data_dir = /srv/smdb";
+
+    (void)st;
+    config_defaults(&c);
+    assert_int_equal(config_parse_text(&c, text, err, sizeof(err)), 0);
+    assert_int_equal(c.listen_port, 9000);
+    assert_string_equal(c.redis_host, "10.0.0.5");
+    assert_int_equal(c.redis_port, 6380);
+    assert_int_equal(c.idle_timeout_s, 30);
+    assert_string_equal(c.data_dir, "/srv/smdb");
+    assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+}
+
+static void rejects_bad_lines(void **st)
+{
+    config c;
+    char err[256];
+
+    (void)st;
+    config_defaults(&c);
+    assert_int_equal(config_parse_text(&c, "a\nlisten 1\n", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "line 1"));
+    assert_int_equal(config_parse_text(&c, "colour = blue\n", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "unknown setting"));
+    assert_int_equal(config_parse_text(&c, "idle_timeout_s = ten\n", err, sizeof(err)), -1);
+    assert_int_equal(config_parse_text(&c, "idle_timeout_s = 0\n", err, sizeof(err)), -1);
+    assert_int_equal(config_parse_text(&c, "listen = nocolon\n", err, sizeof(err)), -1);
+    assert_int_equal(config_parse_text(&c, "listen = h:70000\n", err, sizeof(err)), -1);
+    assert_int_equal(config_parse_text(&c, "\n\nredis = :1\n", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "line 3"));
+}
+
+static void overrides_and_cross_checks(void **st)
+{
+    config c;
+    char err[256];
+
+    (void)st;
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, "api_token", "x", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&c, "wake_token", "x", err, sizeof(err)), 0);
+    assert_int_equal(config_validate(&c, err, sizeof(err)), -1);   /* same token */
+    assert_int_equal(config_set(&c, "wake_token", "y", err, sizeof(err)), 0);
+    assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+    assert_int_equal(config_set(&c, "freeze_after_s", "400", err, sizeof(err)), 0);
+    assert_int_equal(config_validate(&c, err, sizeof(err)), -1);   /* >= idle timeout */
+    assert_int_equal(config_set(&c, "freeze_after_s", "10", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&c, "backend", "mainframe", err, sizeof(err)), 0);
+    assert_int_equal(config_validate(&c, err, sizeof(err)), -1);
+    assert_int_equal(config_set(&c, "backend", "process", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&c, "data_dir", "relative", err, sizeof(err)), 0);
+    assert_int_equal(config_validate(&c, err, sizeof(err)), -1);
+    {
+        char big[600];
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        assert_int_equal(config_set(&c, "data_dir", big, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "too long"));
+    }
+}
+
+static void shipped_config_parses(void **st)
+{
+    config c;
+    char err[256];
+
+    (void)st;
+    config_defaults(&c);
+    assert_int_equal(config_load_file(&c, "../config/controller.conf", err, sizeof(err)), 0);
+    assert_int_equal(c.listen_port, 8480);
+    assert_int_equal(config_load_file(&c, "/nonexistent.conf", err, sizeof(err)), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_need_tokens),
+        cmocka_unit_test(parses_file_text),
+        cmocka_unit_test(rejects_bad_lines),
+        cmocka_unit_test(overrides_and_cross_checks),
+        cmocka_unit_test(shipped_config_parses),
+    };
+    return cmocka_run_group_tests_name("controller_config", tests, NULL, NULL);
+}
