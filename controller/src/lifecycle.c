@@ -82,14 +82,17 @@ static void ident_strings(const proc_ident *id, char pid[16], char start[24])
     snprintf(start, 24, "%lld", id->pid_start);
 }
 
-/* Records a server the moment it exists (state unchanged). */
+/* Records a server the moment it exists (state unchanged).  A new server's
+ * plugin counts its reports from seq 1 again: forget the old sequence here,
+ * before the server can report, so its first report is not taken as stale. */
 static void spawned(const compute_rec *c, const proc_ident *id)
 {
     char pid[16], start[24];
-    const char *kv[] = {"pid", pid, "pid_start", start};
+    const char *kv[] = {"pid", pid, "pid_start", start, "act_seq", "0", "act_start_ms", "0",
+                        "act_connections", "0"};
 
     ident_strings(id, pid, start);
-    store_compute_set(c->id, kv, 4);
+    store_compute_set(c->id, kv, 10);
 }
 
 static void touch_activity(const char *cid)
