@@ -343,6 +343,11 @@ int lifecycle_create(const project_spec *spec, bool attach, create_result *out, 
              out->admin_user);
     if (be->admin_sql(&c, q, err, sizeof(err)) < 0)
         goto fail;
+    /* a database named after the project, so that routing by database name
+     * (`mariadb -D <project>`) finds one; the id is [a-z0-9-], safe quoted */
+    snprintf(q, sizeof(q), "CREATE DATABASE IF NOT EXISTS `%s`", spec->id);
+    if (be->admin_sql(&c, q, err, sizeof(err)) < 0)
+        goto fail;
     ident_strings(&id, pid, start);
     {
         const char *kv[] = {"pid", pid, "pid_start", start};
