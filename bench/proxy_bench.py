@@ -1,0 +1,125 @@
+"""Proxy benchmark (issue: ngx_stream_wake_module, make bench).
+
+In one run, on loopback, against one warm compute:
+ (1) connect + auth + SELECT 1 through the module vs directly to mariadbd;
+ (2) steady-state sysbench oltp_point_select on open connections through the
+     module vs directly vs nginx's plain proxy_pass to the same compute;
+ (3) end-to-end wake through nginx from stopped and from frozen.
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pymysql
+
+from common import Platform, report
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+from conftest import free_port  # noqa: E402
+from nginx_fixture import start_nginx  # noqa: E402
+
+CONNECTS = int(os.environ.get("BENCH_CONNECTS", "300"))
+WAKES = int(os.environ.get("BENCH_WAKES", "30"))
+SB_TIME = int(os.environ.get("BENCH_SYSBENCH_TIME", "10"))
+SB_THREADS = int(os.environ.get("BENCH_SYSBENCH_THREADS", "4"))
+CACHE_TTL_S = 1
+
+
+def connect_select1(port, user, pw, db):
+    t0 = time.monotonic()
+    c = pymysql.connect(host="127.0.0.1", port=port, user=user, password=pw, database=db,
+                        connect_timeout=30)
+    cur = c.cursor()
+    cur.execute("SELECT 1")
+    cur.fetchone()
+    c.close()
+    return (time.monotonic() - t0) * 1000
+
+
+def sysbench(port, user, pw, db, cmd):
+    args = ["sysbench", "oltp_point_select", f"--mysql-host=127.0.0.1", f"--mysql-port={port}",
+            f"--mysql-user={user}", f"--mysql-password={pw}", f"--mysql-db={db}",
+            "--tables=1", "--table-size=10000", "--db-driver=mysql", f"--threads={SB_THREADS}",
+            f"--time={SB_TIME}", "--histogram=on", "--report-interval=0", cmd]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=SB_TIME * 4 + 60)
+    if out.returncode != 0:
+        raise RuntimeError(out.stdout + out.stderr)
+    return out.stdout
+
+
+def parse_sysbench(text):
+    qps = float(re.search(r"queries:\s+\d+\s+\(([\d.]+) per sec", text).group(1))
+    hist = [(float(v), int(n)) for v, n in
+            re.findall(r"^\s+([\d.]+) \|\*+\s+(\d+)$", text, re.M)]
+    total = sum(n for _, n in hist)
+
+    def pct(q):
+        acc = 0
+        for v, n in hist:
+            acc += n
+            if acc >= q * total:
+                return v
+        return hist[-1][0]
+    return qps, pct(0.5), pct(0.9), pct(0.99)
+
+
+def main():
+    p = Platform(drain_wait_ms=(CACHE_TTL_S * 1000 + 500))
+    try:
+        ctl = p.controller
+        doc = ctl.create_project("bench", idle_timeout_s=3600, freeze_after_s=0)
+        cid, cport = doc["compute_id"], doc["compute"]["port"]
+        user, pw = doc["admin_user"], doc["admin_password"]
+        plain = free_port()
+        ngx = start_nginx(p.procs, p.run_dir, ctl, cache_ttl=f"{CACHE_TTL_S}s",
+                          stream_extra=f"    server {{ listen 127.0.0.1:{plain}; "
+                                       f"proxy_pass 127.0.0.1:{cport}; }}")
+
+        # (1) connect + auth + SELECT 1, interleaved
+        proxied, direct = [], []
+        for _ in range(20):
+            connect_select1(ngx.port, user, pw, "bench")
+        for _ in range(CONNECTS):
+            proxied.append(connect_select1(ngx.port, user, pw, "bench"))
+            direct.append(connect_select1(cport, user, pw, "bench"))
+        print(f"(1) connect + auth + SELECT 1, warm compute ({CONNECTS} each, interleaved):")
+        a = report("through nginx + wake module", proxied)
+        b = report("direct to mariadbd", direct)
+        s = sorted(proxied), sorted(direct)
+        print(f"  ratio p50 {a / b:.2f}x, p99 {s[0][int(0.99 * (len(s[0]) - 1))] / s[1][int(0.99 * (len(s[1]) - 1))]:.2f}x (target <= 1.5x)")
+
+        # (2) sysbench point selects on open connections
+        sysbench(cport, user, pw, "bench", "prepare")
+        results = {}
+        for name, port in (("direct", cport), ("wake module", ngx.port), ("plain proxy_pass", plain)):
+            sysbench(port, user, pw, "bench", "run")          # warm-up round
+        for name, port in (("direct", cport), ("wake module", ngx.port), ("plain proxy_pass", plain)):
+            results[name] = parse_sysbench(sysbench(port, user, pw, "bench", "run"))
+        print(f"(2) sysbench oltp_point_select, {SB_THREADS} threads, {SB_TIME} s each:")
+        for name, (qps, p50, p90, p99) in results.items():
+            print(f"  {name:<20} {qps:10.0f} q/s   p50={p50:.3f}ms p90={p90:.3f}ms p99={p99:.3f}ms")
+        d = results["direct"][0]
+        print(f"  module / direct = {results['wake module'][0] / d:.3f}x (target >= 0.95x); "
+              f"plain proxy_pass / direct = {results['plain proxy_pass'][0] / d:.3f}x")
+
+        # (3) wake through nginx
+        stopped, frozen = [], []
+        for _ in range(WAKES):
+            for mode, out in (("stop", stopped), ("freeze", frozen)):
+                st, _ = ctl.post(f"/api/v1/compute/{cid}/suspend", {"mode": mode})
+                assert st == 200
+                time.sleep(CACHE_TTL_S + 0.2)   # let the proxy's cached address expire
+                out.append(connect_select1(ngx.port, user, pw, "bench"))
+        print(f"(3) wake through nginx, connect + auth + SELECT 1 ({WAKES} each):")
+        report("from stopped", stopped)
+        report("from frozen", frozen)
+        print("  targets: p50 <= 100 ms from stopped, <= 5 ms from frozen")
+        assert not ngx.alerts(), ngx.alerts()
+    finally:
+        p.stop()
+
+
+if __name__ == "__main__":
+    main()
