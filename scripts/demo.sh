@@ -48,7 +48,8 @@ cleanup() {
   for f in "$RUN"/computes/*/mariadbd.pid; do
     [ -f "$f" ] && stop_pid "$(cat "$f")"
   done
-  say "stopped. Data and logs stay in $RUN"
+  rm -rf "$SOCK_DIR"
+  say "stopped. Logs and compute data stay in $RUN"
 }
 
 # leftovers of an earlier demo that was not stopped cleanly
@@ -60,6 +61,7 @@ rm -rf "$RUN"
 mkdir -p "$RUN"
 chmod 755 "$RUN"
 trap cleanup INT TERM EXIT
+trap 'say "demo: failed at line $LINENO (logs in $RUN)"' ERR
 
 track() { PIDS+=("$1"); echo "$1" >> "$RUN/pids"; }
 
@@ -75,7 +77,7 @@ PROXY_PORT=$(free_port 13306)
 SYSLOG_PORT=$(free_port 18514)
 API_TOKEN=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 WAKE_TOKEN=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-SOCK_DIR=$(mktemp -d /tmp/smdb-demo-XXXXXX)
+SOCK_DIR=$(mktemp -d /tmp/smdb-demo-XXXXXX)   # sockets (short paths), PostgreSQL data
 
 # --- redis -----------------------------------------------------------------
 mkdir -p "$RUN/redis"
@@ -88,11 +90,15 @@ wait_port "$REDIS_PORT"
 PG_CONNINFO=""
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -n "$PGBIN" ] && id postgres >/dev/null 2>&1; then
-  mkdir -p "$RUN/pg"
-  chown postgres "$RUN/pg" "$SOCK_DIR"
-  runuser -u postgres -- "$PGBIN/initdb" -D "$RUN/pg/data" -U postgres -A trust \
+  # PostgreSQL refuses to run as root: its data lives where user postgres can
+  # reach it whatever the checkout's permissions (the short /tmp directory)
+  PGDATA_DIR="$SOCK_DIR/pg"
+  mkdir -p "$PGDATA_DIR"
+  chown postgres "$PGDATA_DIR" "$SOCK_DIR"
+  chmod 755 "$SOCK_DIR"
+  runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA_DIR/data" -U postgres -A trust \
     > "$RUN/pg-initdb.log" 2>&1
-  runuser -u postgres -- "$PGBIN/postgres" -D "$RUN/pg/data" -p "$PG_PORT" \
+  runuser -u postgres -- "$PGBIN/postgres" -D "$PGDATA_DIR/data" -p "$PG_PORT" \
     -c listen_addresses=127.0.0.1 -c unix_socket_directories="$SOCK_DIR" \
     > "$RUN/pg.log" 2>&1 &
   track $!
