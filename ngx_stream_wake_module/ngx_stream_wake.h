@@ -1,0 +1,190 @@
+/*
+ * ngx_stream_wake_module: wake a sleeping MariaDB compute on connect.
+ *
+ * Shared declarations of the module's parts:
+ *   ngx_stream_wake_module.c      directives, variables, preread + log phase
+ *   ngx_stream_wake_filter.c      the stream filter (both directions)
+ *   ngx_stream_wake_controller.c  the non-blocking /wake_compute HTTP call
+ *   ngx_stream_wake_shm.c         shared memory: wake cache, connection ids
+ *   mysql_proto.c, wake_http.c    pure protocol code (unit tested, fuzzed)
+ */
+
+#ifndef NGX_STREAM_WAKE_H
+#define NGX_STREAM_WAKE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+
+#include "mysql_proto.h"
+#include "wake_http.h"
+
+
+#define NGX_STREAM_WAKE_ADDR_MAX      (NGX_SOCKADDR_STRLEN + 1)
+#define NGX_STREAM_WAKE_COMPUTE_MAX   80
+#define NGX_STREAM_WAKE_WORD_MAX      16
+
+/* the plugin name that makes the compute send an AuthSwitchRequest */
+#define NGX_STREAM_WAKE_SWITCH_PLUGIN "auth_unknown_plugin"
+
+
+typedef struct ngx_stream_wake_req_s  ngx_stream_wake_req_t;
+
+
+typedef struct {
+    ngx_shm_zone_t             *shm_zone;
+} ngx_stream_wake_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_addr_t                 *controller;
+    ngx_str_t                   controller_host;    /* for "Host:" */
+    ngx_str_t                   token;
+    ngx_msec_t                  timeout;
+    ngx_uint_t                  retries;
+    ngx_msec_t                  backoff;
+    ngx_msec_t                  cache_ttl;
+    ngx_msec_t                  negative_ttl;
+    ngx_msec_t                  handshake_timeout;
+    ngx_msec_t                  greeting_timeout;
+    ngx_array_t                *route;              /* of int MP_ROUTE_* */
+    ngx_flag_t                  strip_database;
+    ngx_flag_t                  ssl;
+    ngx_str_t                   server_version;
+    ngx_uint_t                  caps;
+    ngx_uint_t                  ext_caps;
+    ngx_uint_t                  charset;
+    ngx_log_t                  *error_log;
+} ngx_stream_wake_srv_conf_t;
+
+
+/* what the controller (or the cache) said about a project */
+typedef struct {
+    ngx_int_t                   status;     /* HTTP status; 0: no answer */
+    ngx_str_t                   address;
+    ngx_str_t                   compute;
+    ngx_str_t                   cold_start;
+    ngx_str_t                   error;
+} ngx_stream_wake_result_t;
+
+
+typedef enum {
+    NGX_STREAM_WAKE_GREETING = 0,   /* writing the proxy's greeting */
+    NGX_STREAM_WAKE_RESPONSE,       /* reading the HandshakeResponse41 */
+    NGX_STREAM_WAKE_TLS,            /* TLS handshake after an SSLRequest */
+    NGX_STREAM_WAKE_WAKING,         /* waiting for the controller */
+    NGX_STREAM_WAKE_READY,          /* $wake_upstream set: proxying */
+    NGX_STREAM_WAKE_FAILED          /* ERR to send, then close */
+} ngx_stream_wake_state_e;
+
+
+/* compute -> client direction of the filter */
+typedef enum {
+    NGX_STREAM_WAKE_DOWN_GREETING = 0,  /* drop the compute's greeting */
+    NGX_STREAM_WAKE_DOWN_AUTH,          /* relay auth packets until OK/ERR */
+    NGX_STREAM_WAKE_DOWN_PASS
+} ngx_stream_wake_down_e;
+
+
+/* client -> compute direction of the filter */
+typedef enum {
+    NGX_STREAM_WAKE_UP_AUTH = 0,        /* handshake and auth: untouched */
+    NGX_STREAM_WAKE_UP_FIRST,           /* first command: KILL rewrite */
+    NGX_STREAM_WAKE_UP_PASS
+} ngx_stream_wake_up_e;
+
+
+typedef struct {
+    ngx_stream_session_t       *session;
+    ngx_stream_wake_state_e     state;
+
+    ngx_buf_t                  *out;            /* greeting being written */
+    ngx_event_t                 timer;          /* handshake timeout */
+    ngx_event_t                 greeting_timer; /* the compute's greeting */
+
+    uint32_t                    conn_id;        /* handed out to the client */
+    uint32_t                    real_id;        /* the compute's thread id */
+    uint32_t                    client_caps;
+    uint32_t                    client_key;     /* addr + user + _pid */
+    uint8_t                     client_seq;     /* next seq the client wants */
+    uint8_t                     seq_delta;      /* client seq - compute seq */
+    int                         route_mode;     /* MP_ROUTE_* */
+
+    ngx_str_t                   project;
+    ngx_str_t                   user;
+    ngx_str_t                   upstream;
+    ngx_str_t                   compute;
+    ngx_str_t                   cold_start;
+    ngx_msec_t                  wake_start;
+    ngx_msec_t                  wake_time;
+
+    ngx_stream_wake_req_t      *wake;
+    ngx_queue_t                 queue;          /* in wake->waiters */
+
+    ngx_uint_t                  err_code;
+    const char                 *err_state;
+    ngx_str_t                   err_msg;
+    ngx_uint_t                  err_status;
+
+    ngx_stream_wake_down_e      down;
+    ngx_stream_wake_up_e        up;
+    u_char                     *dbuf;           /* held compute bytes */
+    size_t                      dlen;
+    size_t                      dsize;
+    u_char                     *ubuf;           /* held client bytes */
+    size_t                      ulen;
+    size_t                      usize;
+
+    unsigned                    relayed:1;      /* compute spoke to client */
+    unsigned                    mapped:1;       /* id map entry exists */
+    unsigned                    compress:1;
+    unsigned                    woken:1;        /* a wake call answered */
+    unsigned                    rewoken:1;      /* no greeting: woken again */
+    unsigned                    err_sent:1;
+    unsigned                    greeting_late:1;
+    unsigned                    tls:1;          /* TLS on the client leg */
+    unsigned                    up_started:1;   /* handshake passed upstream */
+
+    mp_renumber_t               renumber;       /* client -> compute, auth */
+} ngx_stream_wake_ctx_t;
+
+
+extern ngx_module_t  ngx_stream_wake_module;
+
+
+/* ngx_stream_wake_module.c */
+void ngx_stream_wake_resume(ngx_stream_wake_ctx_t *ctx,
+    ngx_stream_wake_result_t *res);
+ngx_int_t ngx_stream_wake_send_err(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx);
+
+/* ngx_stream_wake_filter.c */
+ngx_int_t ngx_stream_wake_filter_init(ngx_conf_t *cf);
+void ngx_stream_wake_greeting_timeout(ngx_event_t *ev);
+
+/* ngx_stream_wake_controller.c */
+ngx_int_t ngx_stream_wake_request(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_stream_wake_srv_conf_t *wscf,
+    ngx_str_t *project);
+void ngx_stream_wake_request_detach(ngx_stream_wake_ctx_t *ctx);
+
+/* ngx_stream_wake_shm.c */
+ngx_shm_zone_t *ngx_stream_wake_shm_add(ngx_conf_t *cf, ngx_str_t *name,
+    size_t size);
+ngx_int_t ngx_stream_wake_cache_get(ngx_shm_zone_t *zone, ngx_str_t *project,
+    ngx_pool_t *pool, ngx_stream_wake_result_t *res);
+void ngx_stream_wake_cache_put(ngx_shm_zone_t *zone, ngx_str_t *project,
+    ngx_stream_wake_result_t *res, ngx_msec_t ttl);
+void ngx_stream_wake_cache_invalidate(ngx_shm_zone_t *zone,
+    ngx_str_t *project, ngx_str_t *address);
+uint32_t ngx_stream_wake_next_id(ngx_shm_zone_t *zone);
+ngx_int_t ngx_stream_wake_ids_add(ngx_shm_zone_t *zone, uint32_t id,
+    uint32_t real_id, uint32_t client_key, ngx_str_t *project);
+void ngx_stream_wake_ids_del(ngx_shm_zone_t *zone, uint32_t id);
+ngx_int_t ngx_stream_wake_ids_get(ngx_shm_zone_t *zone, uint32_t id,
+    ngx_str_t *project, uint32_t *real_id);
+ngx_int_t ngx_stream_wake_ids_find_client(ngx_shm_zone_t *zone,
+    uint32_t client_key, ngx_pool_t *pool, ngx_str_t *project);
+
+#endif /* NGX_STREAM_WAKE_H */

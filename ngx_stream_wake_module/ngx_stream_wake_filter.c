@@ -1,0 +1,573 @@
+/*
+ * The stream filter of ngx_stream_wake_module (model: ngx_stream_js_body_filter).
+ *
+ * With TLS on the client leg the client's sequence ids run one ahead of the
+ * compute's during the auth phase (its SSLRequest took seq 1); both
+ * directions are renumbered until OK or ERR.
+ *
+ * compute -> client, until the auth phase ends:
+ *   - the compute's greeting is dropped (the client already has the proxy's);
+ *     its connection id is the real thread id, recorded for KILL rewriting;
+ *   - AuthSwitchRequest / more-data packets are relayed until OK or ERR.
+ * client -> compute:
+ *   - the handshake and the auth answers pass untouched;
+ *   - the first command after OK is held until it is known whether it is
+ *     "KILL [QUERY|CONNECTION] <handed-out id>", which is then rewritten to
+ *     the compute's real thread id (only within the same project).
+ * After that both directions are passed through without a copy.
+ *
+ * Consumed input buffers are marked (pos = last) and never relinked; output
+ * goes into the filter's own buffers and links.  An empty chain is never
+ * passed on, except to flush what the next filter still holds.
+ */
+
+#include "ngx_stream_wake.h"
+
+
+#define NGX_STREAM_WAKE_HOLD_MAX  (64 * 1024)
+
+
+static ngx_int_t ngx_stream_wake_filter(ngx_stream_session_t *s,
+    ngx_chain_t *in, ngx_uint_t from_upstream);
+static ngx_int_t ngx_stream_wake_filter_down(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_chain_t *in);
+static ngx_int_t ngx_stream_wake_filter_up(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_chain_t *in);
+static void ngx_stream_wake_renumber_up(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_chain_t *in);
+static ngx_int_t ngx_stream_wake_hold(ngx_stream_session_t *s,
+    ngx_chain_t *in, u_char **buf, size_t *len, size_t *size,
+    ngx_uint_t *last);
+static ngx_int_t ngx_stream_wake_emit(ngx_stream_session_t *s,
+    ngx_chain_t ***ll, u_char *data, size_t len);
+static ngx_int_t ngx_stream_wake_output(ngx_stream_session_t *s,
+    ngx_chain_t *out, ngx_chain_t **ll, ngx_uint_t last,
+    ngx_uint_t from_upstream);
+static void ngx_stream_wake_compute_greeting(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, u_char *p, size_t len);
+static ngx_int_t ngx_stream_wake_first_command(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_chain_t ***ll, ngx_uint_t last);
+
+
+static ngx_stream_filter_pt  ngx_stream_next_filter;
+
+
+ngx_int_t
+ngx_stream_wake_filter_init(ngx_conf_t *cf)
+{
+    ngx_stream_next_filter = ngx_stream_top_filter;
+    ngx_stream_top_filter = ngx_stream_wake_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_wake_filter(ngx_stream_session_t *s, ngx_chain_t *in,
+    ngx_uint_t from_upstream)
+{
+    ngx_stream_wake_ctx_t       *ctx;
+    ngx_stream_wake_srv_conf_t  *wscf;
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_wake_module);
+
+    if (ctx == NULL || ctx->state != NGX_STREAM_WAKE_READY) {
+        return ngx_stream_next_filter(s, in, from_upstream);
+    }
+
+    if (from_upstream) {
+        if (ctx->down == NGX_STREAM_WAKE_DOWN_PASS) {
+            return ngx_stream_next_filter(s, in, from_upstream);
+        }
+
+        return ngx_stream_wake_filter_down(s, ctx, in);
+    }
+
+    if (ctx->up == NGX_STREAM_WAKE_UP_AUTH
+        && ctx->down == NGX_STREAM_WAKE_DOWN_GREETING
+        && !ctx->greeting_timer.timer_set
+        && !ctx->greeting_late)
+    {
+        /*
+         * The first bytes for the compute: the proxy has just connected.
+         * A compute that does not greet (frozen behind a stale cache entry,
+         * hung) would keep the client waiting until proxy_timeout.
+         */
+
+        wscf = ngx_stream_get_module_srv_conf(s, ngx_stream_wake_module);
+        ngx_add_timer(&ctx->greeting_timer, wscf->greeting_timeout);
+    }
+
+    if (ctx->up == NGX_STREAM_WAKE_UP_AUTH && ctx->seq_delta) {
+        ngx_stream_wake_renumber_up(s, ctx, in);
+    }
+
+    if (ctx->up != NGX_STREAM_WAKE_UP_FIRST) {
+        return ngx_stream_next_filter(s, in, from_upstream);
+    }
+
+    return ngx_stream_wake_filter_up(s, ctx, in);
+}
+
+
+/*
+ * TLS on the client leg only: the client numbers its auth answers one
+ * higher than the compute expects.  The PROXY protocol header and the
+ * rewritten HandshakeResponse (c->buffer, already numbered for the compute)
+ * go first and are left alone; the bytes are rewritten in place, so the
+ * chain is passed on as it is.
+ */
+static void
+ngx_stream_wake_renumber_up(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_chain_t *in)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!ctx->up_started) {
+            if (s->connection->buffer
+                && b->start == s->connection->buffer->start)
+            {
+                ctx->up_started = 1;
+            }
+
+            continue;
+        }
+
+        if (b->last > b->pos) {
+            mp_renumber(&ctx->renumber, b->pos, b->last - b->pos,
+                        - (int) ctx->seq_delta);
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_stream_wake_filter_down(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_chain_t *in)
+{
+    u_char        *p, *end;
+    size_t         plen;
+    ngx_uint_t     last;
+    ngx_chain_t   *out, **ll;
+
+    if (ngx_stream_wake_hold(s, in, &ctx->dbuf, &ctx->dlen, &ctx->dsize,
+                             &last)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    out = NULL;
+    ll = &out;
+
+    p = ctx->dbuf;
+    end = p + ctx->dlen;
+
+    while (ctx->down != NGX_STREAM_WAKE_DOWN_PASS
+           && mp_packet_complete(p, end - p, &plen) == MP_OK)
+    {
+        if (plen == MP_HEADER_LEN) {
+            /* an empty packet is no greeting and no auth answer */
+            ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
+                          "wake: empty packet from compute");
+            return NGX_ERROR;
+        }
+
+        if (ctx->down == NGX_STREAM_WAKE_DOWN_GREETING
+            && ctx->greeting_timer.timer_set)
+        {
+            ngx_del_timer(&ctx->greeting_timer);
+        }
+
+        if (ctx->down == NGX_STREAM_WAKE_DOWN_GREETING
+            && p[MP_HEADER_LEN] != 0xff)
+        {
+            ngx_stream_wake_compute_greeting(s, ctx, p, plen);
+            ctx->down = NGX_STREAM_WAKE_DOWN_AUTH;
+            p += plen;
+            continue;
+        }
+
+        /*
+         * An ERR instead of a greeting (too many connections, host blocked)
+         * is for the client, numbered as the answer to its response.
+         */
+
+        if (ctx->down == NGX_STREAM_WAKE_DOWN_GREETING) {
+            p[3] = ctx->client_seq;
+
+        } else {
+            p[3] = (u_char) (p[3] + ctx->seq_delta);
+        }
+
+        if (ngx_stream_wake_emit(s, &ll, p, plen) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        switch (p[MP_HEADER_LEN]) {
+
+        case 0x00:      /* OK: authenticated, the command phase starts */
+            ctx->down = NGX_STREAM_WAKE_DOWN_PASS;
+            ctx->up = NGX_STREAM_WAKE_UP_FIRST;
+            break;
+
+        case 0xff:      /* ERR: the compute closes the session */
+            ctx->down = NGX_STREAM_WAKE_DOWN_PASS;
+            ctx->up = NGX_STREAM_WAKE_UP_PASS;
+            break;
+
+        default:        /* AuthSwitchRequest or more auth data */
+            ctx->down = NGX_STREAM_WAKE_DOWN_AUTH;
+            break;
+        }
+
+        p += plen;
+    }
+
+    if (ctx->down == NGX_STREAM_WAKE_DOWN_PASS && p < end) {
+        if (ngx_stream_wake_emit(s, &ll, p, end - p) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        p = end;
+    }
+
+    ctx->dlen = end - p;
+
+    if (ctx->dlen) {
+        ngx_memmove(ctx->dbuf, p, ctx->dlen);
+    }
+
+    if (out) {
+        ctx->relayed = 1;
+    }
+
+    return ngx_stream_wake_output(s, out, ll, last, 1);
+}
+
+
+static void
+ngx_stream_wake_compute_greeting(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, u_char *p, size_t len)
+{
+    mp_greeting_t                 g;
+    ngx_stream_wake_main_conf_t  *wmcf;
+
+    if (mp_parse_greeting(p, len, &g) != MP_OK) {
+        ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
+                      "wake: unexpected greeting from compute");
+        return;
+    }
+
+    ctx->real_id = g.conn_id;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
+                   "wake: connection id %uD is thread %uD on the compute",
+                   ctx->conn_id, ctx->real_id);
+
+    wmcf = ngx_stream_get_module_main_conf(s, ngx_stream_wake_module);
+
+    if (ngx_stream_wake_ids_add(wmcf->shm_zone, ctx->conn_id, ctx->real_id,
+                                ctx->client_key, &ctx->project)
+        == NGX_OK)
+    {
+        ctx->mapped = 1;
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
+                      "wake: zone full, KILL %uD will not be rewritten",
+                      ctx->conn_id);
+    }
+}
+
+
+static ngx_int_t
+ngx_stream_wake_filter_up(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx,
+    ngx_chain_t *in)
+{
+    ngx_uint_t    last;
+    ngx_chain_t  *out, **ll;
+
+    if (ngx_stream_wake_hold(s, in, &ctx->ubuf, &ctx->ulen, &ctx->usize,
+                             &last)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    out = NULL;
+    ll = &out;
+
+    if (ngx_stream_wake_first_command(s, ctx, &ll, last) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_stream_wake_output(s, out, ll, last, 0);
+}
+
+
+static ngx_int_t
+ngx_stream_wake_first_command(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_chain_t ***ll, ngx_uint_t last)
+{
+    int                           rc;
+    size_t                        n;
+    u_char                       *p;
+    uint32_t                      real_id;
+    uint64_t                      id;
+    mp_first_cmd_t                fc;
+    ngx_stream_wake_main_conf_t  *wmcf;
+
+    rc = mp_inspect_first_command(ctx->ubuf, ctx->ulen, ctx->compress, &fc);
+
+    if (rc == MP_CMD_MORE && !last) {
+        return NGX_OK;              /* hold the bytes until it is complete */
+    }
+
+    ctx->up = NGX_STREAM_WAKE_UP_PASS;
+
+    if (rc == MP_CMD_KILL) {
+        id = fc.kill.id;
+        wmcf = ngx_stream_get_module_main_conf(s, ngx_stream_wake_module);
+
+        if (id >= MP_PROXY_ID_BASE && id <= 0xffffffff
+            && ngx_stream_wake_ids_get(wmcf->shm_zone, (uint32_t) id,
+                                       &ctx->project, &real_id)
+               == NGX_OK)
+        {
+            p = ngx_pnalloc(s->connection->pool, fc.len + NGX_INT64_LEN);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            n = mp_rewrite_first_command(p, fc.len + NGX_INT64_LEN, ctx->ubuf,
+                                         &fc, ctx->compress, real_id);
+
+            ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                          "wake: KILL %s%uL rewritten to thread %uD",
+                          fc.kill.query ? "QUERY " : "", id, real_id);
+
+            if (n == 0 || ngx_stream_wake_emit(s, ll, p, n) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            ctx->ulen -= fc.len;
+            ngx_memmove(ctx->ubuf, ctx->ubuf + fc.len, ctx->ulen);
+        }
+    }
+
+    if (ctx->ulen) {
+        if (ngx_stream_wake_emit(s, ll, ctx->ubuf, ctx->ulen) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->ulen = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+/* copy the chain's bytes into our own buffer and mark them consumed */
+static ngx_int_t
+ngx_stream_wake_hold(ngx_stream_session_t *s, ngx_chain_t *in, u_char **buf,
+    size_t *len, size_t *size, ngx_uint_t *last)
+{
+    u_char       *nb;
+    size_t        n, want;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    *last = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->last_buf) {
+            *last = 1;
+        }
+
+        n = b->last - b->pos;
+
+        if (n == 0) {
+            continue;
+        }
+
+        if (*len + n > *size) {
+            want = ngx_max(*size * 2, 1024);
+
+            while (want < *len + n) {
+                want *= 2;
+            }
+
+            if (want > NGX_STREAM_WAKE_HOLD_MAX) {
+                ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
+                              "wake: auth packet too long");
+                return NGX_ERROR;
+            }
+
+            nb = ngx_pnalloc(s->connection->pool, want);
+            if (nb == NULL) {
+                return NGX_ERROR;
+            }
+
+            if (*len) {
+                ngx_memcpy(nb, *buf, *len);
+            }
+
+            *buf = nb;
+            *size = want;
+        }
+
+        ngx_memcpy(*buf + *len, b->pos, n);
+        *len += n;
+        b->pos = b->last;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_wake_emit(ngx_stream_session_t *s, ngx_chain_t ***ll, u_char *data,
+    size_t len)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    b = ngx_create_temp_buf(s->connection->pool, len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, data, len);
+    b->flush = 1;
+    b->tag = (ngx_buf_tag_t) &ngx_stream_wake_module;
+
+    cl = ngx_alloc_chain_link(s->connection->pool);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    **ll = cl;
+    *ll = &cl->next;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_wake_output(ngx_stream_session_t *s, ngx_chain_t *out,
+    ngx_chain_t **ll, ngx_uint_t last, ngx_uint_t from_upstream)
+{
+    ngx_buf_t         *b;
+    ngx_chain_t       *cl;
+    ngx_connection_t  *dst;
+
+    if (last) {
+        /* end of stream: pass it on after whatever we produced */
+
+        b = ngx_calloc_buf(s->connection->pool);
+        if (b == NULL) {
+            return NGX_ERROR;
+        }
+
+        b->last_buf = 1;
+        b->tag = (ngx_buf_tag_t) &ngx_stream_wake_module;
+
+        cl = ngx_alloc_chain_link(s->connection->pool);
+        if (cl == NULL) {
+            return NGX_ERROR;
+        }
+
+        cl->buf = b;
+        cl->next = NULL;
+        *ll = cl;
+
+        if (out == NULL) {
+            out = cl;
+        }
+    }
+
+    dst = from_upstream ? s->connection
+                        : (s->upstream ? s->upstream->peer.connection : NULL);
+
+    if (out == NULL && (dst == NULL || !dst->buffered)) {
+        return NGX_OK;
+    }
+
+    return ngx_stream_next_filter(s, out, from_upstream);
+}
+
+
+/*
+ * The compute accepted the TCP connection but did not greet.  A frozen
+ * compute behind a stale cache entry does exactly that (the kernel accepts
+ * for it): the first time, wake the project again (the controller thaws it,
+ * and the thawed server greets the waiting connection) and keep waiting.
+ * The second time, shut the socket down: the proxy module sees an upstream
+ * EOF and finalizes the session the usual way, and the LOG phase handler
+ * tells the client.
+ */
+void
+ngx_stream_wake_greeting_timeout(ngx_event_t *ev)
+{
+    ngx_connection_t             *pc;
+    ngx_stream_session_t         *s;
+    ngx_stream_wake_ctx_t        *ctx;
+    ngx_stream_wake_srv_conf_t   *wscf;
+    ngx_stream_wake_main_conf_t  *wmcf;
+
+    ctx = ev->data;
+    s = ctx->session;
+
+    if (ctx->down != NGX_STREAM_WAKE_DOWN_GREETING || s->upstream == NULL) {
+        return;
+    }
+
+    pc = s->upstream->peer.connection;
+
+    if (pc == NULL) {
+        return;
+    }
+
+    wscf = ngx_stream_get_module_srv_conf(s, ngx_stream_wake_module);
+
+    if (!ctx->rewoken) {
+        ctx->rewoken = 1;
+
+        ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
+                      "wake: compute %V of project \"%V\" did not greet, "
+                      "waking it again", &ctx->upstream, &ctx->project);
+
+        wmcf = ngx_stream_get_module_main_conf(s, ngx_stream_wake_module);
+        ngx_stream_wake_cache_invalidate(wmcf->shm_zone, &ctx->project,
+                                         &ctx->upstream);
+
+        if (ngx_stream_wake_request(s, NULL, wscf, &ctx->project) == NGX_OK) {
+            ngx_add_timer(&ctx->greeting_timer,
+                          ngx_max(wscf->timeout, wscf->greeting_timeout));
+            return;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_ERR, s->connection->log, NGX_ETIMEDOUT,
+                  "wake: compute %V of project \"%V\" did not greet",
+                  &ctx->upstream, &ctx->project);
+
+    ctx->greeting_late = 1;
+
+    (void) ngx_shutdown_socket(pc->fd, SHUT_RDWR);
+
+    /* as if epoll had reported the EOF, in case its event comes late */
+    pc->read->ready = 1;
+    pc->read->pending_eof = 1;
+    ngx_post_event(pc->read, &ngx_posted_events);
+}

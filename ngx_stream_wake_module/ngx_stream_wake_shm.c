@@ -1,0 +1,600 @@
+/*
+ * Shared memory of ngx_stream_wake_module, one slab zone per stream{} block:
+ *
+ *   - the wake cache: project -> compute address (positive, short TTL) or
+ *     "unknown project" (negative, shorter TTL), with LRU eviction;
+ *   - the connection id counter: every worker hands out ids from one counter,
+ *     so ids are unique per nginx instance;
+ *   - the id map: handed-out id -> (compute thread id, project), kept for the
+ *     life of the session, so that "KILL <handed-out id>" can be rewritten.
+ */
+
+#include "ngx_stream_wake.h"
+
+
+typedef struct {
+    ngx_rbtree_node_t           node;       /* key: crc32 of the project */
+    ngx_queue_t                 queue;      /* LRU, most recent first */
+    ngx_msec_t                  expires;
+    ngx_int_t                   status;     /* 200 or 404 */
+    u_char                      project_len;
+    u_char                      addr_len;
+    u_char                      compute_len;
+    u_char                      project[MP_PROJECT_MAX];
+    u_char                      addr[NGX_STREAM_WAKE_ADDR_MAX];
+    u_char                      compute[NGX_STREAM_WAKE_COMPUTE_MAX];
+} ngx_stream_wake_cache_node_t;
+
+
+typedef struct {
+    ngx_rbtree_node_t           node;       /* key: handed-out id */
+    uint32_t                    real_id;
+    uint32_t                    client_key; /* see ngx_stream_wake_client_key */
+    u_char                      project_len;
+    u_char                      project[MP_PROJECT_MAX];
+} ngx_stream_wake_id_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                cache;
+    ngx_rbtree_node_t           cache_sentinel;
+    ngx_queue_t                 lru;
+    ngx_rbtree_t                ids;
+    ngx_rbtree_node_t           ids_sentinel;
+    ngx_atomic_t                next_id;
+} ngx_stream_wake_sh_t;
+
+
+typedef struct {
+    ngx_stream_wake_sh_t       *sh;
+    ngx_slab_pool_t            *shpool;
+} ngx_stream_wake_zone_t;
+
+
+static void
+ngx_stream_wake_cache_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t             **p;
+    ngx_stream_wake_cache_node_t   *n, *t;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            n = (ngx_stream_wake_cache_node_t *) node;
+            t = (ngx_stream_wake_cache_node_t *) temp;
+
+            p = (ngx_memn2cmp(n->project, t->project, n->project_len,
+                              t->project_len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static ngx_int_t ngx_stream_wake_shm_init(ngx_shm_zone_t *shm_zone,
+    void *data);
+
+
+ngx_shm_zone_t *
+ngx_stream_wake_shm_add(ngx_conf_t *cf, ngx_str_t *name, size_t size)
+{
+    ngx_shm_zone_t          *shm_zone;
+    ngx_stream_wake_zone_t  *zone;
+
+    shm_zone = ngx_shared_memory_add(cf, name, size, &ngx_stream_wake_module);
+    if (shm_zone == NULL) {
+        return NULL;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate wake zone \"%V\"", name);
+        return NULL;
+    }
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_stream_wake_zone_t));
+    if (zone == NULL) {
+        return NULL;
+    }
+
+    shm_zone->init = ngx_stream_wake_shm_init;
+    shm_zone->data = zone;
+
+    return shm_zone;
+}
+
+
+static ngx_int_t
+ngx_stream_wake_shm_init(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_stream_wake_zone_t  *ozone = data;
+
+    size_t                   len;
+    ngx_stream_wake_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    if (ozone) {
+        /* reload: keep the cache, the id counter and live id mappings */
+        zone->sh = ozone->sh;
+        zone->shpool = ozone->shpool;
+        return NGX_OK;
+    }
+
+    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        zone->sh = zone->shpool->data;
+        return NGX_OK;
+    }
+
+    zone->sh = ngx_slab_alloc(zone->shpool, sizeof(ngx_stream_wake_sh_t));
+    if (zone->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->shpool->data = zone->sh;
+
+    ngx_rbtree_init(&zone->sh->cache, &zone->sh->cache_sentinel,
+                    ngx_stream_wake_cache_insert);
+    ngx_queue_init(&zone->sh->lru);
+    ngx_rbtree_init(&zone->sh->ids, &zone->sh->ids_sentinel,
+                    ngx_rbtree_insert_value);
+    zone->sh->next_id = 0;
+
+    len = sizeof(" in wake zone \"\"") + shm_zone->shm.name.len;
+
+    zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
+    if (zone->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(zone->shpool->log_ctx, " in wake zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone evicts cache entries; that is not worth a log line */
+    zone->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_stream_wake_cache_node_t *
+ngx_stream_wake_cache_lookup(ngx_stream_wake_zone_t *zone, ngx_str_t *project,
+    uint32_t hash)
+{
+    ngx_int_t                      rc;
+    ngx_rbtree_node_t             *node, *sentinel;
+    ngx_stream_wake_cache_node_t  *cn;
+
+    node = zone->sh->cache.root;
+    sentinel = zone->sh->cache.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        cn = (ngx_stream_wake_cache_node_t *) node;
+
+        rc = ngx_memn2cmp(project->data, cn->project, project->len,
+                          cn->project_len);
+
+        if (rc == 0) {
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_stream_wake_cache_delete(ngx_stream_wake_zone_t *zone,
+    ngx_stream_wake_cache_node_t *cn)
+{
+    ngx_queue_remove(&cn->queue);
+    ngx_rbtree_delete(&zone->sh->cache, &cn->node);
+    ngx_slab_free_locked(zone->shpool, cn);
+}
+
+
+/* drop expired entries from the LRU tail; with force, the oldest anyway */
+static void
+ngx_stream_wake_cache_expire(ngx_stream_wake_zone_t *zone, ngx_uint_t force)
+{
+    ngx_uint_t                     n;
+    ngx_queue_t                   *q;
+    ngx_stream_wake_cache_node_t  *cn;
+
+    for (n = 0; n < 3; n++) {
+
+        if (ngx_queue_empty(&zone->sh->lru)) {
+            return;
+        }
+
+        q = ngx_queue_last(&zone->sh->lru);
+        cn = ngx_queue_data(q, ngx_stream_wake_cache_node_t, queue);
+
+        if (!force && (ngx_msec_int_t) (cn->expires - ngx_current_msec) > 0) {
+            return;
+        }
+
+        ngx_stream_wake_cache_delete(zone, cn);
+    }
+}
+
+
+/*
+ * NGX_OK: a live positive entry, res filled (strings in pool);
+ * NGX_DECLINED: a live negative entry (unknown project);
+ * NGX_DONE: nothing usable, ask the controller.
+ */
+ngx_int_t
+ngx_stream_wake_cache_get(ngx_shm_zone_t *shm_zone, ngx_str_t *project,
+    ngx_pool_t *pool, ngx_stream_wake_result_t *res)
+{
+    ngx_int_t                      rc;
+    ngx_stream_wake_zone_t        *zone;
+    ngx_stream_wake_cache_node_t  *cn;
+
+    zone = shm_zone->data;
+    rc = NGX_DONE;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cn = ngx_stream_wake_cache_lookup(zone, project,
+                                      ngx_crc32_short(project->data,
+                                                      project->len));
+
+    if (cn == NULL) {
+        goto done;
+    }
+
+    if ((ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
+        ngx_stream_wake_cache_delete(zone, cn);
+        goto done;
+    }
+
+    ngx_memzero(res, sizeof(ngx_stream_wake_result_t));
+    res->status = cn->status;
+
+    if (cn->status != 200) {
+        rc = NGX_DECLINED;
+        goto done;
+    }
+
+    res->address.data = ngx_pnalloc(pool, cn->addr_len + cn->compute_len);
+    if (res->address.data == NULL) {
+        goto done;
+    }
+
+    res->address.len = cn->addr_len;
+    ngx_memcpy(res->address.data, cn->addr, cn->addr_len);
+
+    res->compute.data = res->address.data + cn->addr_len;
+    res->compute.len = cn->compute_len;
+    ngx_memcpy(res->compute.data, cn->compute, cn->compute_len);
+
+    ngx_queue_remove(&cn->queue);
+    ngx_queue_insert_head(&zone->sh->lru, &cn->queue);
+
+    rc = NGX_OK;
+
+done:
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+void
+ngx_stream_wake_cache_put(ngx_shm_zone_t *shm_zone, ngx_str_t *project,
+    ngx_stream_wake_result_t *res, ngx_msec_t ttl)
+{
+    uint32_t                       hash;
+    ngx_stream_wake_zone_t        *zone;
+    ngx_stream_wake_cache_node_t  *cn;
+
+    if (ttl == 0
+        || project->len > MP_PROJECT_MAX
+        || res->address.len > NGX_STREAM_WAKE_ADDR_MAX
+        || res->compute.len > NGX_STREAM_WAKE_COMPUTE_MAX)
+    {
+        return;
+    }
+
+    zone = shm_zone->data;
+    hash = ngx_crc32_short(project->data, project->len);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cn = ngx_stream_wake_cache_lookup(zone, project, hash);
+
+    if (cn) {
+        ngx_queue_remove(&cn->queue);
+
+    } else {
+        ngx_stream_wake_cache_expire(zone, 0);
+
+        cn = ngx_slab_alloc_locked(zone->shpool,
+                                   sizeof(ngx_stream_wake_cache_node_t));
+
+        if (cn == NULL) {
+            ngx_stream_wake_cache_expire(zone, 1);
+
+            cn = ngx_slab_alloc_locked(zone->shpool,
+                                       sizeof(ngx_stream_wake_cache_node_t));
+            if (cn == NULL) {
+                ngx_shmtx_unlock(&zone->shpool->mutex);
+                return;
+            }
+        }
+
+        cn->node.key = hash;
+        cn->project_len = (u_char) project->len;
+        ngx_memcpy(cn->project, project->data, project->len);
+
+        ngx_rbtree_insert(&zone->sh->cache, &cn->node);
+    }
+
+    cn->expires = ngx_current_msec + ttl;
+    cn->status = res->status;
+    cn->addr_len = (u_char) res->address.len;
+    ngx_memcpy(cn->addr, res->address.data, res->address.len);
+    cn->compute_len = (u_char) res->compute.len;
+    ngx_memcpy(cn->compute, res->compute.data, res->compute.len);
+
+    ngx_queue_insert_head(&zone->sh->lru, &cn->queue);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/*
+ * Forget a project's address after a failed connect.  Only the entry that
+ * still holds that address goes: a newer answer from another worker stays.
+ */
+void
+ngx_stream_wake_cache_invalidate(ngx_shm_zone_t *shm_zone, ngx_str_t *project,
+    ngx_str_t *address)
+{
+    ngx_stream_wake_zone_t        *zone;
+    ngx_stream_wake_cache_node_t  *cn;
+
+    zone = shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cn = ngx_stream_wake_cache_lookup(zone, project,
+                                      ngx_crc32_short(project->data,
+                                                      project->len));
+
+    if (cn && cn->status == 200
+        && ngx_memn2cmp(cn->addr, address->data, cn->addr_len, address->len)
+           == 0)
+    {
+        ngx_stream_wake_cache_delete(zone, cn);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/* ids >= 0x80000000: MariaDB thread ids count up from 1 and never get there */
+uint32_t
+ngx_stream_wake_next_id(ngx_shm_zone_t *shm_zone)
+{
+    ngx_atomic_uint_t        n;
+    ngx_stream_wake_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    n = ngx_atomic_fetch_add(&zone->sh->next_id, 1);
+
+    return MP_PROXY_ID_BASE | (uint32_t) ((n % 0x7fffffff) + 1);
+}
+
+
+static ngx_stream_wake_id_node_t *
+ngx_stream_wake_ids_lookup(ngx_stream_wake_zone_t *zone, uint32_t id)
+{
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    node = zone->sh->ids.root;
+    sentinel = zone->sh->ids.sentinel;
+
+    while (node != sentinel) {
+
+        if (id == node->key) {
+            return (ngx_stream_wake_id_node_t *) node;
+        }
+
+        node = (id < node->key) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_stream_wake_ids_add(ngx_shm_zone_t *shm_zone, uint32_t id,
+    uint32_t real_id, uint32_t client_key, ngx_str_t *project)
+{
+    ngx_stream_wake_zone_t     *zone;
+    ngx_stream_wake_id_node_t  *in;
+
+    if (project->len > MP_PROJECT_MAX) {
+        return NGX_ERROR;
+    }
+
+    zone = shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    in = ngx_stream_wake_ids_lookup(zone, id);
+
+    if (in == NULL) {
+        in = ngx_slab_alloc_locked(zone->shpool,
+                                   sizeof(ngx_stream_wake_id_node_t));
+
+        if (in == NULL) {
+            /* id mappings outrank cached addresses */
+            ngx_stream_wake_cache_expire(zone, 1);
+
+            in = ngx_slab_alloc_locked(zone->shpool,
+                                       sizeof(ngx_stream_wake_id_node_t));
+            if (in == NULL) {
+                ngx_shmtx_unlock(&zone->shpool->mutex);
+                return NGX_ERROR;
+            }
+        }
+
+        in->node.key = id;
+        ngx_rbtree_insert(&zone->sh->ids, &in->node);
+    }
+
+    in->real_id = real_id;
+    in->client_key = client_key;
+    in->project_len = (u_char) project->len;
+    ngx_memcpy(in->project, project->data, project->len);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_stream_wake_ids_del(ngx_shm_zone_t *shm_zone, uint32_t id)
+{
+    ngx_stream_wake_zone_t     *zone;
+    ngx_stream_wake_id_node_t  *in;
+
+    zone = shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    in = ngx_stream_wake_ids_lookup(zone, id);
+
+    if (in) {
+        ngx_rbtree_delete(&zone->sh->ids, &in->node);
+        ngx_slab_free_locked(zone->shpool, in);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/* NGX_OK only if the id is mapped for this very project */
+ngx_int_t
+ngx_stream_wake_ids_get(ngx_shm_zone_t *shm_zone, uint32_t id,
+    ngx_str_t *project, uint32_t *real_id)
+{
+    ngx_int_t                   rc;
+    ngx_stream_wake_zone_t     *zone;
+    ngx_stream_wake_id_node_t  *in;
+
+    zone = shm_zone->data;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    in = ngx_stream_wake_ids_lookup(zone, id);
+
+    if (in && in->real_id
+        && ngx_memn2cmp(in->project, project->data, in->project_len,
+                        project->len) == 0)
+    {
+        *real_id = in->real_id;
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * The project of the newest live session opened by the same client process
+ * (same address, login and "_pid" connect attribute).  The mariadb CLI
+ * opens its Ctrl-C "KILL QUERY" connection without a database, so with
+ * database routing this is the only way to know where it belongs.
+ */
+ngx_int_t
+ngx_stream_wake_ids_find_client(ngx_shm_zone_t *shm_zone, uint32_t client_key,
+    ngx_pool_t *pool, ngx_str_t *project)
+{
+    ngx_rbtree_node_t          *node, *root, *sentinel;
+    ngx_stream_wake_zone_t     *zone;
+    ngx_stream_wake_id_node_t  *in, *found;
+
+    if (client_key == 0) {
+        return NGX_DECLINED;
+    }
+
+    zone = shm_zone->data;
+    found = NULL;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    root = zone->sh->ids.root;
+    sentinel = zone->sh->ids.sentinel;
+
+    if (root != sentinel) {
+        for (node = ngx_rbtree_min(root, sentinel);
+             node;
+             node = ngx_rbtree_next(&zone->sh->ids, node))
+        {
+            in = (ngx_stream_wake_id_node_t *) node;
+
+            if (in->client_key == client_key) {
+                found = in;         /* ids grow: the last match is newest */
+            }
+        }
+    }
+
+    if (found) {
+        project->data = ngx_pnalloc(pool, found->project_len);
+
+        if (project->data) {
+            project->len = found->project_len;
+            ngx_memcpy(project->data, found->project, found->project_len);
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return (found && project->data) ? NGX_OK : NGX_DECLINED;
+}

@@ -1,0 +1,30 @@
+/*
+ * The controller's /wake_compute answer, parsed from its header block.
+ *
+ * Pure code like mysql_proto.c: the module never needs the JSON body,
+ * everything it uses travels in X-Wake-* headers (docs/interfaces.md).
+ */
+
+#ifndef WAKE_HTTP_H
+#define WAKE_HTTP_H
+
+#include "mysql_proto.h"
+
+
+typedef struct {
+    int             status;
+    mp_str_t        address;        /* X-Wake-Address: host:port */
+    mp_str_t        compute;        /* X-Wake-Compute */
+    mp_str_t        cold_start;     /* X-Wake-Cold-Start */
+    mp_str_t        error;          /* X-Wake-Error */
+    size_t          header_len;     /* status line + headers + empty line */
+} wh_response_t;
+
+
+/*
+ * MP_OK once the empty line that ends the headers is in buf, MP_AGAIN before,
+ * MP_ERROR when the status line is not "HTTP/1.x NNN".
+ */
+int wh_parse_response(const uint8_t *buf, size_t len, wh_response_t *r);
+
+#endif /* WAKE_HTTP_H */
