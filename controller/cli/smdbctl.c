@@ -86,7 +86,7 @@ static void usage(void)
           "  project create ID [--idle-timeout S] [--freeze-after S] [--min-cu N] [--max-cu N]\n"
           "  project list | project show ID | project delete ID\n"
           "  compute create PROJECT | compute show ID | compute delete ID\n"
-          "  compute suspend ID [--freeze] | compute resume ID\n"
+          "  compute suspend ID [--freeze] [--now] | compute resume ID\n"
           "  usage PROJECT [--from RFC3339] [--to RFC3339]\n"
           "  wake PROJECT            (uses $SMDB_WAKE_TOKEN)\n"
           "  metrics | health\n",
@@ -193,10 +193,20 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], "delete") == 0)
             return request(url, token, "DELETE", path, NULL);
         if (strcmp(argv[1], "suspend") == 0) {
-            bool freeze = argc >= 4 && strcmp(argv[3], "--freeze") == 0;
+            bool freeze = false, now = false;
+            char body[64];
+            for (int k = 3; k < argc; k++) {
+                if (strcmp(argv[k], "--freeze") == 0)
+                    freeze = true;
+                else if (strcmp(argv[k], "--now") == 0)
+                    now = true;
+                else
+                    usage();
+            }
+            snprintf(body, sizeof(body), "{\"mode\":\"%s\",\"drain\":%s}",
+                     freeze ? "freeze" : "stop", now ? "false" : "true");
             strncat(path, "/suspend", sizeof(path) - strlen(path) - 1);
-            return request(url, token, "POST", path,
-                           freeze ? "{\"mode\":\"freeze\"}" : "{\"mode\":\"stop\"}");
+            return request(url, token, "POST", path, body);
         }
         if (strcmp(argv[1], "resume") == 0) {
             strncat(path, "/resume", sizeof(path) - strlen(path) - 1);

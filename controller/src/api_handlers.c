@@ -263,8 +263,9 @@ void h_compute_delete(api_req *r, const char *id)
 
 void h_compute_suspend(api_req *r, const char *id)
 {
-    static const char *const fields[] = {"mode", NULL};
+    static const char *const fields[] = {"mode", "drain", NULL};
     suspend_mode mode = MODE_STOPPED;
+    suspend_kind kind = SUSPEND_AFTER_TTL;
     json_t *doc = NULL, *m;
     compute_rec c;
     op_error e;
@@ -290,9 +291,17 @@ void h_compute_suspend(api_req *r, const char *id)
                 return api_error(r, 400, "invalid_field", "\"mode\" must be \"stop\" or \"freeze\"");
             }
         }
+        m = json_object_get(doc, "drain");
+        if (m) {
+            if (!json_is_boolean(m)) {
+                json_decref(doc);
+                return api_error(r, 400, "invalid_field", "\"drain\" must be true or false");
+            }
+            kind = json_is_true(m) ? SUSPEND_AFTER_TTL : SUSPEND_NOW;
+        }
         json_decref(doc);
     }
-    if (lifecycle_suspend(id, mode, false, 0, &e) < 0)
+    if (lifecycle_suspend(id, mode, kind, 0, &e) < 0)
         return api_op_error(r, &e);
     if (store_compute_get(id, &c) != 0)
         return api_error(r, 500, "internal", "compute vanished");

@@ -471,9 +471,10 @@ static bool still_idle(const compute_rec *before)
     return true;
 }
 
-int lifecycle_suspend(const char *cid, suspend_mode mode, bool drain, long long activity_seen,
-                      op_error *e)
+int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
+                      long long activity_seen, op_error *e)
 {
+    bool drain = kind == SUSPEND_IDLE;
     compute_rec c;
     char err[512] = "", mode_s[16];
     bool from_frozen;
@@ -534,6 +535,11 @@ int lifecycle_suspend(const char *cid, suspend_mode mode, bool drain, long long 
         }
     }
 
+    if (kind == SUSPEND_AFTER_TTL && !from_frozen) {
+        /* an operator's suspend: no idle check, but no proxy may still hold
+         * the address when the server goes (wakes now wait, then resume it) */
+        usleep((useconds_t)cfg->drain_wait_ms * 1000);
+    }
     rc = mode == MODE_FROZEN ? be->freeze(&c, err, sizeof(err)) : be->stop(&c, err, sizeof(err));
     if (rc < 0) {
         const char *kv[] = {"error", err};

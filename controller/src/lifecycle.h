@@ -49,10 +49,15 @@ int lifecycle_create(const project_spec *spec, bool attach, create_result *out, 
 int lifecycle_delete_project(const char *project, op_error *e);
 int lifecycle_delete_compute(const char *cid, op_error *e);
 
-/* drain: the scheduler's safe path (DESIGN.md §3); operators suspend at once.
- * activity_seen: the last_activity_ms the caller judged idle (drain only).
+typedef enum {
+    SUSPEND_NOW,        /* operator, no proxy in front: at once */
+    SUSPEND_AFTER_TTL,  /* operator: wait out the proxy's address cache first */
+    SUSPEND_IDLE,       /* scheduler: the drain-safe path of DESIGN.md §3 */
+} suspend_kind;
+
+/* activity_seen: the last_activity_ms the scheduler judged idle (IDLE only).
  * Returns 1 suspended, 0 cancelled (activity), -1 error. */
-int lifecycle_suspend(const char *cid, suspend_mode mode, bool drain,
+int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
                       long long activity_seen, op_error *e);
 int lifecycle_resume(const char *cid, wake_result *out, op_error *e);
 

@@ -34,7 +34,7 @@ static void *drain_main(void *arg)
     drain_job *j = arg;
     op_error e;
 
-    if (lifecycle_suspend(j->cid, j->mode, true, j->activity_seen, &e) < 0)
+    if (lifecycle_suspend(j->cid, j->mode, SUSPEND_IDLE, j->activity_seen, &e) < 0)
         log_warn("compute %s: idle suspend failed: %s", j->cid, e.message);
     free(j);
     return NULL;

@@ -243,6 +243,8 @@ class Controller:
             "compute_port_min": str(lo),
             "compute_port_max": str(hi),
             "scheduler_interval_ms": "200",
+            # API suspends wait this long for proxies' cached addresses to expire
+            "drain_wait_ms": "300",
             "socket_dir": self.socket_dir,
             "mycnf_template": os.path.join(ROOT, "config", "compute.cnf.in"),
         }
