@@ -140,7 +140,10 @@ static int ensure_template(char *err, size_t errlen)
         snprintf(uo, sizeof(uo), "--user=%s", cfg->compute_user);
         const char *argv[] = {cfg->install_db, "--no-defaults", dd_opt, uo,
                               "--auth-root-authentication-method=socket", user_opt,
-                              "--skip-test-db", NULL};
+                              "--skip-test-db",
+                              /* the default 96M redo log would make every
+                               * project's copy 114M; compute.cnf.in uses 16M */
+                              "--innodb-log-file-size=16M", NULL};
         rm_rf(tmp);
         log_info("creating the template datadir with %s", cfg->install_db);
         if (proc_run(argv, logp) != 0 || rename(tmp, tpl) < 0) {
