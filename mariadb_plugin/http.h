@@ -1,0 +1,32 @@
+/* One reused libcurl handle that POSTs a JSON body with a bearer token.
+ * Used only by the reporter thread. */
+#ifndef WA_HTTP_H
+#define WA_HTTP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#define WA_HTTP_CONNECT_TIMEOUT_MS 1000
+#define WA_HTTP_TIMEOUT_MS 2000
+
+struct wa_http {
+    void *curl;   /* CURL * */
+    void *headers; /* struct curl_slist * */
+    const _Atomic int *stop; /* set: abort a transfer in flight */
+    char error[256];
+};
+
+/* Process-wide libcurl setup; call from plugin init / deinit only. */
+int wa_http_global_init(void);
+void wa_http_global_cleanup(void);
+
+/* token may be empty (no Authorization header then). 0 or -1. */
+int wa_http_open(struct wa_http *h, const char *url, const char *token,
+                 const _Atomic int *stop);
+void wa_http_close(struct wa_http *h);
+
+/* Returns the HTTP status (2xx = accepted), or 0 when no response came
+ * (refused, timeout, aborted); h->error then says why. */
+long wa_http_post(struct wa_http *h, const char *body, size_t len);
+
+#endif
