@@ -136,11 +136,16 @@ static int ensure_template(char *err, size_t errlen)
         snprintf(logp, sizeof(logp), "%s/.template.log", cfg->data_dir);
         snprintf(dd_opt, sizeof(dd_opt), "--datadir=%s", tmp);
         snprintf(user_opt, sizeof(user_opt), "--auth-root-socket-user=%s", cfg->compute_user);
-        char uo[96];
+        char uo[96], td[PATHMAX + 16], tdir[PATHMAX];
         snprintf(uo, sizeof(uo), "--user=%s", cfg->compute_user);
+        /* its own tmpdir: bootstraps sharing /tmp trip over each other's
+         * temporary tables */
+        snprintf(tdir, sizeof(tdir), "%s/.template.tmpdir", cfg->data_dir);
+        mkdir_p(tdir, 0700);
+        snprintf(td, sizeof(td), "--tmpdir=%s", tdir);
         const char *argv[] = {cfg->install_db, "--no-defaults", dd_opt, uo,
                               "--auth-root-authentication-method=socket", user_opt,
-                              "--skip-test-db",
+                              "--skip-test-db", td,
                               /* the default 96M redo log would make every
                                * project's copy 114M; compute.cnf.in uses 16M */
                               "--innodb-log-file-size=16M", NULL};
@@ -235,7 +240,7 @@ static char *render(const char *tpl, const char *const *vars)
 static int write_mycnf(const compute_rec *c, const char *token, char *err, size_t errlen)
 {
     char datadir[PATHMAX], mycnf[PATHMAX], sock[PATHMAX], pidf[PATHMAX], errlog[PATHMAX];
-    char plugdir[PATHMAX], port[16], bp[32], plugin[2048];
+    char plugdir[PATHMAX], port[16], bp[32], plugin[2048], tmpdir[PATHMAX];
     char *tpl, *out;
     int rc;
 
@@ -243,7 +248,12 @@ static int write_mycnf(const compute_rec *c, const char *token, char *err, size_
     comp_path(mycnf, sizeof(mycnf), c, "my.cnf");
     comp_path(pidf, sizeof(pidf), c, "mariadbd.pid");
     comp_path(errlog, sizeof(errlog), c, "error.log");
+    comp_path(tmpdir, sizeof(tmpdir), c, "tmp");
     socket_path(sock, sizeof(sock), c);
+    if (mkdir_p(tmpdir, 0700) < 0) {
+        snprintf(err, errlen, "cannot create %s", tmpdir);
+        return -1;
+    }
     if (ensure_plugin_dir(plugdir, sizeof(plugdir)) < 0) {
         snprintf(err, errlen, "cannot prepare plugin dir %s", plugdir);
         return -1;
@@ -269,7 +279,7 @@ static int write_mycnf(const compute_rec *c, const char *token, char *err, size_
     }
     const char *vars[] = {"USER", cfg->compute_user, "DATADIR", datadir, "PORT", port,
                           "HOST", c->host, "SOCKET", sock, "PIDFILE", pidf,
-                          "ERRLOG", errlog, "PLUGIN_DIR", plugdir, "BUFFER_POOL", bp,
+                          "ERRLOG", errlog, "TMPDIR", tmpdir, "PLUGIN_DIR", plugdir, "BUFFER_POOL", bp,
                           "PLUGIN", plugin, "COMPUTE_ID", c->id, NULL};
     out = render(tpl, vars);
     free(tpl);

@@ -82,7 +82,9 @@ static void ident_strings(const proc_ident *id, char pid[16], char start[24])
     snprintf(start, 24, "%lld", id->pid_start);
 }
 
-/* Records a server the moment it exists (state unchanged).  A new server's
+/* Records a server the moment it exists (state unchanged), and starts
+ * metering there: compute time counts from the moment the process is started
+ * (for a new compute not before; a resume opened it already).  A new server's
  * plugin counts its reports from seq 1 again: forget the old sequence here,
  * before the server can report, so its first report is not taken as stale. */
 static void spawned(const compute_rec *c, const proc_ident *id)
@@ -90,9 +92,10 @@ static void spawned(const compute_rec *c, const proc_ident *id)
     char pid[16], start[24];
     const char *kv[] = {"pid", pid, "pid_start", start, "act_seq", "0", "act_start_ms", "0",
                         "act_connections", "0"};
+    transition t = {"creating,resuming", ST_UNKNOWN, METER_OPEN, NULL, 0, kv, 10};
 
     ident_strings(id, pid, start);
-    store_compute_set(c->id, kv, 10);
+    store_transition(c, &t, NULL);
 }
 
 static void touch_activity(const char *cid)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing_events.h"
 #include "ids.h"
 #include "log.h"
 
@@ -21,10 +22,15 @@ static pthread_once_t key_once = PTHREAD_ONCE_INIT;
  * same script as the transition is what makes "no billed second lost or
  * doubled" hold across crashes: either both happen or neither.
  *
- * KEYS: compute hash, usage zset of its project, export pending hash
+ * Events are written by usage_emit (billing_events.h), shared with the
+ * storage sampler.  Deleting a compute also closes its storage interval.
+ *
+ * KEYS: compute hash, usage zset of its project, export pending hash,
+ *       export queue zset
  * ARGV: from-states, to-state ('' keeps), now_ms, meter op, guard field,
  *       guard max, then field/value pairs ('' value deletes). */
 static const char transition_lua[] =
+    USAGE_EMIT_LUA
     "local cur = redis.call('HGET', KEYS[1], 'state')\n"
     "if not cur then return {-1, ''} end\n"
     "local ok = false\n"
@@ -39,16 +45,10 @@ static const char transition_lua[] =
     "if op == 'close' or op == 'split' then\n"
     "  local since = tonumber(redis.call('HGET', KEYS[1], 'meter_since_ms') or '')\n"
     "  if since and now > since then\n"
-    "    local cid = redis.call('HGET', KEYS[1], 'id')\n"
     "    local cu = tonumber(redis.call('HGET', KEYS[1], 'size_cu') or '1') or 1\n"
-    "    local secs = (now - since) / 1000.0\n"
-    "    local key = cid .. ':' .. since .. ':compute'\n"
-    "    local ev = cjson.encode({key = key, kind = 'compute',\n"
-    "      project = redis.call('HGET', KEYS[1], 'project'), compute_id = cid,\n"
-    "      start_ms = since, end_ms = now, seconds = secs, cu = cu,\n"
-    "      cu_seconds = secs * cu})\n"
-    "    redis.call('ZADD', KEYS[2], since, ev)\n"
-    "    redis.call('HSET', KEYS[3], key, ev)\n"
+    "    usage_emit(KEYS[2], KEYS[3], KEYS[4], {kind = 'compute',\n"
+    "      project = redis.call('HGET', KEYS[1], 'project'),\n"
+    "      compute_id = redis.call('HGET', KEYS[1], 'id'), cu = cu}, since, now, cu, 'cu_seconds')\n"
     "  end\n"
     "  if op == 'close' then redis.call('HDEL', KEYS[1], 'meter_since_ms')\n"
     "  elseif since then redis.call('HSET', KEYS[1], 'meter_since_ms', now) end\n"
@@ -56,6 +56,16 @@ static const char transition_lua[] =
     "  if not redis.call('HGET', KEYS[1], 'meter_since_ms') then\n"
     "    redis.call('HSET', KEYS[1], 'meter_since_ms', now)\n"
     "  end\n"
+    "end\n"
+    "if ARGV[2] == 'deleting' then\n"
+    "  local ss = tonumber(redis.call('HGET', KEYS[1], 'storage_since_ms') or '')\n"
+    "  local sb = tonumber(redis.call('HGET', KEYS[1], 'storage_bytes') or '')\n"
+    "  if ss and sb and now > ss then\n"
+    "    usage_emit(KEYS[2], KEYS[3], KEYS[4], {kind = 'storage',\n"
+    "      project = redis.call('HGET', KEYS[1], 'project'),\n"
+    "      compute_id = redis.call('HGET', KEYS[1], 'id'), bytes = sb}, ss, now, sb, 'byte_seconds')\n"
+    "  end\n"
+    "  redis.call('HDEL', KEYS[1], 'storage_since_ms', 'storage_bytes')\n"
     "end\n"
     "if ARGV[2] ~= '' then\n"
     "  redis.call('HSET', KEYS[1], 'state', ARGV[2], 'state_since_ms', now)\n"
@@ -378,7 +388,8 @@ int store_project_create(const project_rec *p, const compute_rec *c, bool attach
         const char *ck[] = {"id", c->id, "project", c->project, "state", "creating",
                             "state_since_ms", now, "gen", "1", "host", c->host,
                             "size_cu", cu, "token_hash", c->token_hash,
-                            "last_activity_ms", now, "meter_since_ms", now};
+                            "last_activity_ms", now,
+                            "storage_since_ms", now};
         for (size_t i = 0; i < sizeof(ck) / sizeof(ck[0]); i++)
             argv[n++] = ck[i];
     }
@@ -402,7 +413,7 @@ static const char *meter_name(meter_op m)
 
 int store_transition(const compute_rec *c, const transition *t, char cur[32])
 {
-    char k_comp[160], k_usage[128], k_pend[64], now[24], gmax[24];
+    char k_comp[160], k_usage[128], k_pend[64], k_queue[64], now[24], gmax[24];
     const char *argv[64];
     int n = 0, rc = -1;
     redisReply *r;
@@ -413,10 +424,11 @@ int store_transition(const compute_rec *c, const transition *t, char cur[32])
     snprintf(gmax, sizeof(gmax), "%lld", t->guard_max);
     argv[n++] = "EVALSHA";
     argv[n++] = transition_sha;
-    argv[n++] = "3";
+    argv[n++] = "4";
     argv[n++] = store_key(k_comp, sizeof(k_comp), "compute:%s", c->id);
     argv[n++] = store_key(k_usage, sizeof(k_usage), "usage:%s", c->project);
-    argv[n++] = store_key(k_pend, sizeof(k_pend), "export:pending");
+    argv[n++] = store_key(k_pend, sizeof(k_pend), K_PENDING);
+    argv[n++] = store_key(k_queue, sizeof(k_queue), K_QUEUE);
     argv[n++] = t->from;
     argv[n++] = t->to == ST_UNKNOWN ? "" : state_name(t->to);
     argv[n++] = now;

@@ -1,0 +1,61 @@
+/* Usage events and the arithmetic of a usage query: which events fall in a
+ * range and how much of each counts.  Pure, unit-tested.
+ *
+ * Three kinds of event (docs/billing.md):
+ *   compute   an interval a compute ran, at a size:      seconds, cu_seconds
+ *   storage   an interval the datadir held `bytes`:      seconds, byte_seconds
+ *   transfer  one proxied session, billed when it ended: bytes_in, bytes_out
+ *
+ * Interval events (compute, storage) are clipped to the query range: an
+ * event half inside counts half.  A transfer event is a point at its end
+ * (nginx only knows the byte counts when the session closes): it counts in
+ * full if it ended inside the range, not at all otherwise. */
+#ifndef SMDB_BILLING_USAGE_H
+#define SMDB_BILLING_USAGE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+/* No event crosses a UTC midnight: the metering scripts cut every
+ * interval at day boundaries (multiples of this since the epoch).  So a
+ * daily or monthly bill never has to split an event, and a query for
+ * [from, to) finds every overlapping event among those that start in
+ * [midnight before from, to). */
+#define USAGE_DAY_MS 86400000LL
+#define USAGE_DAY_STR "86400000"
+
+/* The first start_ms an event overlapping [from, ...) can have. */
+#define USAGE_SCAN_FROM(from) ((from) - (from) % USAGE_DAY_MS)
+
+typedef enum { EV_COMPUTE, EV_STORAGE, EV_TRANSFER } usage_kind;
+
+typedef struct {
+    usage_kind kind;
+    int64_t start_ms, end_ms;
+    double seconds, cu_seconds, byte_seconds;
+    long long bytes_in, bytes_out;
+} usage_event;
+
+typedef struct {
+    double compute_seconds, cu_seconds, storage_byte_seconds;
+    long long bytes_in, bytes_out;
+    long long events;
+} usage_totals;
+
+/* Reads the fields of a stored event object. 0, or -1 if it is not one. */
+int usage_event_from_json(const json_t *ev, usage_event *out);
+
+/* The same from the event's JSON text, without building a JSON tree: a
+ * month of a busy project is tens of thousands of events per query.  It
+ * reads flat objects of strings, numbers, booleans and nulls (what the
+ * metering scripts write); -1 for anything else, and the caller may fall
+ * back to jansson. */
+int usage_event_scan(const char *text, size_t len, usage_event *out);
+
+/* The share of ev that lies in [from, to), 0..1 (0: not in the range). */
+double usage_fraction(const usage_event *ev, int64_t from, int64_t to);
+
+/* Adds `fraction` of ev to t (transfer events only ever count whole). */
+void usage_add(usage_totals *t, const usage_event *ev, double fraction);
+
+#endif
