@@ -704,6 +704,9 @@ ngx_stream_wake_start_tls(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx)
     }
 
     ctx->state = NGX_STREAM_WAKE_TLS;
+
+    /* $bytes_received: the proxy counts only what it reads itself */
+    s->received += c->buffer->last - c->buffer->pos;
     c->buffer->pos = c->buffer->last;
 
     rc = ngx_ssl_handshake(c);
@@ -933,6 +936,12 @@ ngx_stream_wake_rewrite_response(ngx_stream_session_t *s,
     b->last += mp_build_upstream_response(b->pos, size, r, user, plugin, 1);
 
     b->last = ngx_cpymem(b->last, old->pos + r->packet_len, rest);
+
+    /*
+     * $bytes_received (and billing's transfer figures): the proxy counts
+     * only what it reads itself, so count the client's bytes read here
+     */
+    s->received += old->last - old->pos;
 
     c->buffer = b;
 
