@@ -179,13 +179,9 @@ void h_project_compute_create(api_req *r, const char *id)
     project_rec p;
     create_result res;
     op_error e;
-    int rc;
 
-    if (!project_id_valid(id))
-        return api_error(r, 400, "invalid_project_id", "invalid project id");
-    if ((rc = store_project_get(id, &p)) != 0)
-        return api_error(r, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "unknown_project",
-                         rc < 0 ? "state store unavailable" : "unknown project");
+    if (lifecycle_load_project(id, &p, &e) < 0)
+        return api_op_error(r, &e);
     memset(&s, 0, sizeof(s));
     snprintf(s.id, sizeof(s.id), "%s", id);
     s.idle_timeout_s = p.idle_timeout_s;
@@ -218,14 +214,10 @@ void h_projects_list(api_req *r)
 void h_project_get(api_req *r, const char *id)
 {
     project_rec p;
-    int rc;
+    op_error e;
 
-    if (!project_id_valid(id))
-        return api_error(r, 400, "invalid_project_id", "invalid project id");
-    rc = store_project_get(id, &p);
-    if (rc != 0)
-        return api_error(r, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "unknown_project",
-                         rc < 0 ? "state store unavailable" : "unknown project");
+    if (lifecycle_load_project(id, &p, &e) < 0)
+        return api_op_error(r, &e);
     api_json(r, 200, project_json(&p));
 }
 
@@ -241,14 +233,10 @@ void h_project_delete(api_req *r, const char *id)
 void h_compute_get(api_req *r, const char *id)
 {
     compute_rec c;
-    int rc;
+    op_error e;
 
-    if (!compute_id_valid(id))
-        return api_error(r, 400, "invalid_compute_id", "invalid compute id");
-    rc = store_compute_get(id, &c);
-    if (rc != 0)
-        return api_error(r, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "unknown_compute",
-                         rc < 0 ? "state store unavailable" : "unknown compute");
+    if (lifecycle_load(id, &c, &e) < 0)
+        return api_op_error(r, &e);
     api_json(r, 200, compute_json(&c));
 }
 

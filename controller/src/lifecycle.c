@@ -61,6 +61,43 @@ static void set_err(op_error *e, int status, const char *code, const char *fmt, 
     va_end(ap);
 }
 
+int lifecycle_load(const char *cid, compute_rec *c, op_error *e)
+{
+    int rc;
+
+    if (!compute_id_valid(cid)) {
+        set_err(e, 400, "invalid_compute_id", "invalid compute id");
+        return -1;
+    }
+    rc = store_compute_get(cid, c);
+    if (rc != 0) {
+        set_err(e, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "unknown_compute",
+                rc < 0 ? "state store unavailable" : "unknown compute");
+        return -1;
+    }
+    return 0;
+}
+
+int lifecycle_load_project(const char *id, project_rec *p, op_error *e)
+{
+    int rc;
+
+    if (!project_id_valid(id)) {
+        set_err(e, 400, "invalid_project_id",
+                "invalid project id (want 1-63 characters of a-z, 0-9 and -)");
+        return -1;
+    }
+    rc = store_project_get(id, p);
+    if (rc != 0) {
+        if (rc < 0)
+            set_err(e, 503, "store_unavailable", "state store unavailable");
+        else
+            set_err(e, 404, "unknown_project", "unknown project '%s'", id);
+        return -1;
+    }
+    return 0;
+}
+
 /* Applies a transition; logs and wakes waiters when it was applied. */
 static int move(const compute_rec *c, const char *from, compute_state to, meter_op meter,
                 const char **kv, int nkv)
@@ -222,19 +259,8 @@ int lifecycle_wake(const char *project, wake_result *out, op_error *e)
     int64_t t0 = mono_ms();
     int rc;
 
-    if (!project_id_valid(project)) {
-        set_err(e, 400, "invalid_project_id",
-                "invalid project id (want 1-63 characters of a-z, 0-9 and -)");
+    if (lifecycle_load_project(project, &p, e) < 0)
         return -1;
-    }
-    rc = store_project_get(project, &p);
-    if (rc != 0) {
-        if (rc < 0)
-            set_err(e, 503, "store_unavailable", "state store unavailable");
-        else
-            set_err(e, 404, "unknown_project", "unknown project '%s'", project);
-        return -1;
-    }
     if (p.compute_id[0] == '\0') {
         set_err(e, 404, "no_compute", "project '%s' has no compute", project);
         return -1;
@@ -253,10 +279,8 @@ int lifecycle_resume(const char *cid, wake_result *out, op_error *e)
 {
     compute_rec c;
 
-    if (!compute_id_valid(cid) || store_compute_get(cid, &c) != 0) {
-        set_err(e, 404, "unknown_compute", "unknown compute");
+    if (lifecycle_load(cid, &c, e) < 0)
         return -1;
-    }
     return wake_compute(cid, out, e);
 }
 
@@ -410,16 +434,9 @@ static int finish_delete(compute_rec *c, op_error *e)
 int lifecycle_delete_compute(const char *cid, op_error *e)
 {
     compute_rec c;
-    int rc;
 
-    if (!compute_id_valid(cid) || (rc = store_compute_get(cid, &c)) == 1) {
-        set_err(e, 404, "unknown_compute", "unknown compute");
+    if (lifecycle_load(cid, &c, e) < 0)
         return -1;
-    }
-    if (rc < 0) {
-        set_err(e, 503, "store_unavailable", "state store unavailable");
-        return -1;
-    }
     if (c.state != ST_DELETING &&
         move(&c, "running,suspended,failed", ST_DELETING, METER_CLOSE, NULL, 0) != 1) {
         set_err(e, 409, "busy", "compute %s is %s; try again", cid, state_name(c.state));
@@ -432,19 +449,10 @@ int lifecycle_delete_project(const char *project, op_error *e)
 {
     project_rec p;
     char k[128], ks[64];
-    int rc;
     redisReply *r;
 
-    if (!project_id_valid(project)) {
-        set_err(e, 400, "invalid_project_id", "invalid project id");
+    if (lifecycle_load_project(project, &p, e) < 0)
         return -1;
-    }
-    rc = store_project_get(project, &p);
-    if (rc != 0) {
-        set_err(e, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "unknown_project",
-                rc < 0 ? "state store unavailable" : "unknown project '%s'", project);
-        return -1;
-    }
     if (p.compute_id[0] && lifecycle_delete_compute(p.compute_id, e) < 0 && e->status != 404)
         return -1;
     r = store_cmd("DEL %s", store_key(k, sizeof(k), "project:%s", project));
@@ -483,14 +491,8 @@ int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
     bool from_frozen;
     int rc;
 
-    if (!compute_id_valid(cid) || (rc = store_compute_get(cid, &c)) == 1) {
-        set_err(e, 404, "unknown_compute", "unknown compute");
+    if (lifecycle_load(cid, &c, e) < 0)
         return -1;
-    }
-    if (rc < 0) {
-        set_err(e, 503, "store_unavailable", "state store unavailable");
-        return -1;
-    }
     from_frozen = c.state == ST_SUSPENDED && c.mode == MODE_FROZEN && mode == MODE_STOPPED;
     if (c.state == ST_SUSPENDED && !from_frozen) {
         set_err(e, 409, "already_suspended", "compute %s is already suspended (%s)", cid,

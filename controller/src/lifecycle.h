@@ -32,6 +32,10 @@ typedef struct {
 
 int lifecycle_wake(const char *project, wake_result *out, op_error *e);
 
+/* Validate an id and read its record; 400, 404 or 503 in e otherwise. */
+int lifecycle_load(const char *cid, compute_rec *c, op_error *e);
+int lifecycle_load_project(const char *id, project_rec *p, op_error *e);
+
 typedef struct {
     char id[64];
     int idle_timeout_s, freeze_after_s, min_cu, max_cu;
