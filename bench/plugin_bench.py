@@ -34,7 +34,7 @@ the server's CPU samples spent in the plugin (the hook on client threads and
 the whole reporter thread, libcurl and kernel included) and in the server's
 own audit dispatch is reported.  Other processes hardly change that share.
 
-Run:  /usr/bin/python3 bench/plugin_bench.py [--time 2] [--rounds 10]
+Run:  /usr/bin/python3 bench/plugin_bench.py [--time 2] [--rounds 10] [--only connect]
 Exit status 0; --strict makes a median ratio below the 0.98x target exit 1.
 """
 import argparse
@@ -241,6 +241,7 @@ def main():
     ap.add_argument("--table-size", type=int, default=10000)
     ap.add_argument("--foreign-cpu", type=float, default=0.15,
                     help="leave out rounds where other processes used more CPUs than this")
+    ap.add_argument("--only", choices=["point_select", "connect"], help="run one workload")
     ap.add_argument("--no-profile", action="store_true", help="skip the perf profile")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--strict", action="store_true", help="exit 1 below the target")
@@ -264,6 +265,8 @@ def main():
                           f"--table-size={opts.table_size}"], opts.threads),
         "connect": ([lua], opts.connect_threads),
     }
+    if opts.only:
+        workloads = {opts.only: workloads[opts.only]}
     results = {}
     try:
         db = MariaDB(procs, run_dir, plugin=False, settings={

@@ -34,10 +34,20 @@ enum wa_insert_result wa_sessions_insert(struct wa_sessions *t, uint64_t id)
 {
     uint64_t key = id + 1;
     unsigned home = home_slot(id);
+    unsigned first_empty = WA_SESSIONS_WINDOW;
 
-    if (wa_sessions_contains(t, id))
-        return WA_ALREADY;
+    /* One pass: the key must not be anywhere in the window (a session
+     * starting twice), and the first empty slot is remembered on the way. */
     for (unsigned i = 0; i < WA_SESSIONS_WINDOW; i++) {
+        uint64_t v = atomic_load_explicit(&t->slot[slot_at(home, i)], memory_order_acquire);
+        if (v == key)
+            return WA_ALREADY;
+        if (v == 0 && first_empty == WA_SESSIONS_WINDOW)
+            first_empty = i;
+    }
+    /* Another session may take an empty slot first; only this thread ever
+     * inserts this key, so no second scan for it is needed. */
+    for (unsigned i = first_empty; i < WA_SESSIONS_WINDOW; i++) {
         _Atomic uint64_t *s = &t->slot[slot_at(home, i)];
         uint64_t expect = 0;
         if (atomic_load_explicit(s, memory_order_relaxed) == 0 &&

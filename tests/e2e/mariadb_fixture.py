@@ -49,6 +49,9 @@ class MariaDB:
         self.plugin_dir = os.path.join(self.dir, "plugins")
         self.socket = os.path.join(self.dir, "mysqld.sock")
         self.pid_file = os.path.join(self.dir, "mysqld.pid")
+        # a private tmpdir: internal temporary tables must not share /tmp with
+        # whatever else runs (and cleans up) on this machine
+        self.tmpdir = os.path.join(self.dir, "tmp")
         self.port = free_port()
         self.plugin = plugin
         self.settings = dict(settings or {})
@@ -61,10 +64,11 @@ class MariaDB:
         os.makedirs(self.dir, exist_ok=True)
         if os.path.isdir(os.path.join(self.datadir, "mysql")):
             return
+        os.makedirs(self.tmpdir, exist_ok=True)
         out = subprocess.run(
             ["mariadb-install-db", "--no-defaults", "--auth-root-authentication-method=socket",
              f"--datadir={self.datadir}", "--user=root", "--skip-test-db",
-             "--innodb-log-file-size=8M"],
+             "--innodb-log-file-size=8M", f"--tmpdir={self.tmpdir}"],
             capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise RuntimeError("mariadb-install-db failed:\n" + out.stdout + out.stderr)
@@ -73,7 +77,8 @@ class MariaDB:
         args = [
             "mariadbd", "--no-defaults", "--user=root",
             f"--datadir={self.datadir}", f"--port={self.port}", f"--socket={self.socket}",
-            f"--pid-file={self.pid_file}", "--bind-address=127.0.0.1", "--skip-log-bin",
+            f"--pid-file={self.pid_file}", f"--tmpdir={self.tmpdir}",
+            "--bind-address=127.0.0.1", "--skip-log-bin",
             "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M",
             "--performance-schema=OFF", "--skip-name-resolve", "--max-connections=500",
             f"--plugin-dir={self.plugin_dir}",
@@ -86,6 +91,7 @@ class MariaDB:
 
     def start(self, timeout=30):
         self.install()
+        os.makedirs(self.tmpdir, exist_ok=True)
         make_plugin_dir(self.plugin_dir)
         self.proc = self.procs.start(self.name, self.argv())
         end = time.time() + timeout
