@@ -264,6 +264,9 @@ static int write_mycnf(const compute_rec *c, const char *token, char *err, size_
     if (cfg->activity_plugin[0])
         snprintf(plugin, sizeof(plugin),
                  "plugin-load-add = wake_activity.so\n"
+                 /* a tenant's admin cannot uninstall it, and a compute
+                  * whose plugin fails to load does not start half-blind */
+                 "wake-activity = FORCE_PLUS_PERMANENT\n"
                  "loose-wake-activity-report-url = %s/api/v1/compute/%s/activity\n"
                  "loose-wake-activity-compute-id = %s\n"
                  "loose-wake-activity-token = %s\n"
