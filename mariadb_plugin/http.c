@@ -1,5 +1,10 @@
-/* libcurl POST (see http.h). */
-#define _GNU_SOURCE /* dladdr, RTLD_NODELETE */
+/* libcurl POST (see http.h).
+ *
+ * libcurl is loaded with dlopen() by the reporter thread, not linked: linking
+ * it made mariadbd map libcurl's ~30 dependencies (TLS, Kerberos, LDAP ...)
+ * while loading the plugin, ~10 ms on the critical path of every cold start.
+ * In the reporter thread the same work overlaps the rest of server start-up. */
+#define _GNU_SOURCE /* RTLD_NODELETE */
 #include "http.h"
 
 #include <curl/curl.h>
@@ -9,21 +14,58 @@
 
 #include "config.h"
 
+static struct {
+    int loaded;
+    CURLcode (*global_init)(long);
+    void (*global_cleanup)(void);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    void (*easy_cleanup)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    const char *(*easy_strerror)(CURLcode);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
+} api;
+
+#define LOAD(field, name)                                         \
+    do {                                                          \
+        *(void **)(&api.field) = dlsym(lib, name);                \
+        if (!api.field)                                           \
+            return -1;                                            \
+    } while (0)
+
 int wa_http_global_init(void)
 {
-    /* UNINSTALL SONAME unloads this plugin and with it libcurl, which drags
-     * in GnuTLS, Kerberos and LDAP libraries that are not built to be
-     * unloaded and loaded again in one process.  Pin libcurl: it stays
-     * mapped for the life of mariadbd, our own .so still unloads cleanly. */
-    Dl_info info;
-    if (dladdr((void *)curl_easy_init, &info) && info.dli_fname)
-        (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+    if (api.loaded)
+        return 0;
+    /* RTLD_NODELETE pins libcurl: UNINSTALL SONAME unloads this plugin, and
+     * libcurl's TLS, Kerberos and LDAP libraries are not built to be unloaded
+     * and loaded again in one process. */
+    void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!lib)
+        return -1;
+    LOAD(global_init, "curl_global_init");
+    LOAD(global_cleanup, "curl_global_cleanup");
+    LOAD(easy_init, "curl_easy_init");
+    LOAD(easy_setopt, "curl_easy_setopt");
+    LOAD(easy_perform, "curl_easy_perform");
+    LOAD(easy_cleanup, "curl_easy_cleanup");
+    LOAD(easy_getinfo, "curl_easy_getinfo");
+    LOAD(easy_strerror, "curl_easy_strerror");
+    LOAD(slist_append, "curl_slist_append");
+    LOAD(slist_free_all, "curl_slist_free_all");
+    if (api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return -1;
+    api.loaded = 1;
+    return 0;
 }
 
 void wa_http_global_cleanup(void)
 {
-    curl_global_cleanup();
+    if (api.loaded)
+        api.global_cleanup();
+    api.loaded = 0;
 }
 
 static size_t discard(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -50,18 +92,18 @@ int wa_http_open(struct wa_http *h, const char *url, const char *token,
 {
     memset(h, 0, sizeof *h);
     h->stop = stop;
-    CURL *c = curl_easy_init();
+    CURL *c = api.easy_init();
     if (!c)
         return -1;
     h->curl = c;
 
     char auth[sizeof "Authorization: Bearer " + WA_TOKEN_MAX];
-    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *hd = api.slist_append(NULL, "Content-Type: application/json");
     if (hd && token && *token) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        struct curl_slist *more = curl_slist_append(hd, auth);
+        struct curl_slist *more = api.slist_append(hd, auth);
         if (!more) {
-            curl_slist_free_all(hd);
+            api.slist_free_all(hd);
             hd = NULL;
         } else {
             hd = more;
@@ -70,7 +112,7 @@ int wa_http_open(struct wa_http *h, const char *url, const char *token,
     }
     if (hd) {
         /* no "Expect: 100-continue" round trip */
-        struct curl_slist *more = curl_slist_append(hd, "Expect:");
+        struct curl_slist *more = api.slist_append(hd, "Expect:");
         if (more)
             hd = more;
     }
@@ -81,20 +123,20 @@ int wa_http_open(struct wa_http *h, const char *url, const char *token,
     h->headers = hd;
 
     int bad = 0;
-    bad |= curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_URL, url) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_HTTPHEADER, hd) != CURLE_OK;
     /* libcurl must never raise signals inside mariadbd */
-    bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)WA_HTTP_CONNECT_TIMEOUT_MS) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)WA_HTTP_TIMEOUT_MS) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)stop) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->error) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "wake_activity/1.0") != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)WA_HTTP_CONNECT_TIMEOUT_MS) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)WA_HTTP_TIMEOUT_MS) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_WRITEFUNCTION, discard) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_NOPROGRESS, 0L) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_XFERINFODATA, (void *)stop) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_ERRORBUFFER, h->error) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_USERAGENT, "wake_activity/1.0") != CURLE_OK;
     if (bad) {
         wa_http_close(h);
         return -1;
@@ -105,9 +147,9 @@ int wa_http_open(struct wa_http *h, const char *url, const char *token,
 void wa_http_close(struct wa_http *h)
 {
     if (h->curl)
-        curl_easy_cleanup(h->curl);
+        api.easy_cleanup(h->curl);
     if (h->headers)
-        curl_slist_free_all(h->headers);
+        api.slist_free_all(h->headers);
     h->curl = NULL;
     h->headers = NULL;
 }
@@ -116,15 +158,15 @@ long wa_http_post(struct wa_http *h, const char *body, size_t len)
 {
     CURL *c = h->curl;
     h->error[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
-    CURLcode rc = curl_easy_perform(c);
+    api.easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    api.easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+    CURLcode rc = api.easy_perform(c);
     if (rc != CURLE_OK) {
         if (!h->error[0])
-            snprintf(h->error, sizeof h->error, "%s", curl_easy_strerror(rc));
+            snprintf(h->error, sizeof h->error, "%s", api.easy_strerror(rc));
         return 0;
     }
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    api.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     return status;
 }

@@ -16,7 +16,8 @@ struct wa_http {
     char error[256];
 };
 
-/* Process-wide libcurl setup; call from plugin init / deinit only. */
+/* Loads and sets up libcurl (dlopen); call from the reporter thread before
+ * the first wa_http_open.  Cleanup from plugin deinit, after the join. */
 int wa_http_global_init(void);
 void wa_http_global_cleanup(void);
 

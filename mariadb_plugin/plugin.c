@@ -196,14 +196,8 @@ static int wa_plugin_init(void *p)
     wa_hook_reset(&g_hook, wa_wall_ms());
     g_hook.poke = wa_reporter_poke;
     g_hook.poke_arg = &g_rep;
-    if (wa_http_global_init() != 0) {
-        wa_log_error("libcurl initialisation failed");
+    if (wa_reporter_start(&g_rep, &g_hook) != 0)
         return 1;
-    }
-    if (wa_reporter_start(&g_rep, &g_hook) != 0) {
-        wa_http_global_cleanup();
-        return 1;
-    }
     if (g_rep.url[0])
         wa_log_note("reporting activity of compute %s to %s every %u s",
                     g_rep.compute_id, g_rep.url, opt_interval);

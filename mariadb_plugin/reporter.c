@@ -115,9 +115,11 @@ static void *run(void *arg)
 
     wa_sched_init(&sched);
     if (r->url[0]) {
-        have_http = wa_http_open(&http, r->url, r->token, &r->stop) == 0;
+        /* libcurl is loaded here, off the server's start-up path (http.c) */
+        have_http = wa_http_global_init() == 0 &&
+                    wa_http_open(&http, r->url, r->token, &r->stop) == 0;
         if (!have_http)
-            wa_log_error("cannot set up libcurl; reporting disabled");
+            wa_log_error("cannot load or set up libcurl; reporting disabled");
     }
 
     while (!atomic_load(&r->stop)) {
