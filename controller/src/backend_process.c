@@ -177,11 +177,8 @@ static int ensure_plugin_dir(char *dir, size_t dirlen)
         return -1;
     snprintf(cmd_src, sizeof(cmd_src), "%s/.", cfg->system_plugin_dir);
     {
-        char sysdir[PATHMAX + 8];
-        snprintf(sysdir, sizeof(sysdir), "%s", cfg->system_plugin_dir);
-        const char *argv[] = {"/bin/cp", "-as", "--remove-destination", cmd_src, dir, NULL};
-        (void)sysdir;
         /* cp -as makes symlinks to every file of the system plugin dir */
+        const char *argv[] = {"/bin/cp", "-as", "--remove-destination", cmd_src, dir, NULL};
         if (proc_run(argv, NULL) != 0)
             return -1;
     }

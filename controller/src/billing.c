@@ -44,7 +44,7 @@ int billing_init(const config *c)
 }
 
 /* Nothing to do on the scheduler's beat: compute intervals are split by
- * lifecycle_meter_tick, and everything slow (measuring datadirs, talking to
+ * lifecycle_meter_tick (once per compute and tick), and everything slow (measuring datadirs, talking to
  * PostgreSQL) has its own thread so it can never delay a suspend. */
 void billing_tick(void) {}
 

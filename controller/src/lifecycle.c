@@ -135,7 +135,7 @@ static void spawned(const compute_rec *c, const proc_ident *id)
     store_transition(c, &t, NULL);
 }
 
-static void touch_activity(const char *cid)
+void lifecycle_touch(const char *cid)
 {
     char now[24];
     const char *kv[] = {"last_activity_ms", now};
@@ -212,7 +212,7 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
         }
         switch (c.state) {
         case ST_RUNNING:
-            touch_activity(cid);
+            lifecycle_touch(cid);
             fill_result(&c, out, cold ? cold : "running");
             return 0;
         case ST_SUSPENDED:
@@ -590,26 +590,21 @@ void ids_free(char **ids)
     free(ids);
 }
 
-void lifecycle_supervise(void)
+bool lifecycle_supervise(const compute_rec *c)
 {
-    char **ids = lifecycle_compute_ids();
-
-    for (char **id = ids; id && *id; id++) {
-        compute_rec c;
-        if (store_compute_get(*id, &c) != 0)
-            continue;
-        if (c.state == ST_RUNNING && be->status(&c) == PROC_DEAD) {
-            const char *kv[] = {"mode", "stopped", "error", "server exited unexpectedly"};
-            log_warn("compute %s: mariadbd (pid %d) died", c.id, c.pid);
-            if (move(&c, "running", ST_SUSPENDED, METER_CLOSE, kv, 4) == 1)
-                store_counter_incr("crashes_total", 1);
-        } else if (c.state == ST_SUSPENDED && c.mode == MODE_FROZEN &&
-                   be->status(&c) == PROC_DEAD) {
-            const char *kv[] = {"mode", "stopped"};
-            move(&c, "suspended", ST_SUSPENDED, METER_KEEP, kv, 2);
-        }
+    if (c->state == ST_RUNNING && be->status(c) == PROC_DEAD) {
+        const char *kv[] = {"mode", "stopped", "error", "server exited unexpectedly"};
+        log_warn("compute %s: mariadbd (pid %d) died", c->id, c->pid);
+        if (move(c, "running", ST_SUSPENDED, METER_CLOSE, kv, 4) == 1)
+            store_counter_incr("crashes_total", 1);
+        return true;
     }
-    ids_free(ids);
+    if (c->state == ST_SUSPENDED && c->mode == MODE_FROZEN && be->status(c) == PROC_DEAD) {
+        const char *kv[] = {"mode", "stopped"};
+        move(c, "suspended", ST_SUSPENDED, METER_KEEP, kv, 2);
+        return true;
+    }
+    return false;
 }
 
 /* A server found alive may still be starting (its controller died while
@@ -692,28 +687,14 @@ void lifecycle_reconcile(void)
     log_info("reconciled %d computes", n);
 }
 
-void lifecycle_meter_tick(void)
+bool lifecycle_meter_tick(const compute_rec *c)
 {
-    char **ids = lifecycle_compute_ids();
-    int64_t now = now_ms();
+    transition t = {"creating,running,suspending,resuming", ST_UNKNOWN, METER_SPLIT,
+                    NULL, 0, NULL, 0};
 
-    for (char **id = ids; id && *id; id++) {
-        compute_rec c;
-        char k[160];
-        redisReply *r;
-        long long since;
-
-        if (store_compute_get(*id, &c) != 0)
-            continue;
-        r = store_cmd("HGET %s meter_since_ms", store_key(k, sizeof(k), "compute:%s", c.id));
-        since = (r && r->type == REDIS_REPLY_STRING) ? strtoll(r->str, NULL, 10) : 0;
-        if (r)
-            freeReplyObject(r);
-        if (since > 0 && now - since >= (int64_t)cfg->meter_interval_s * 1000) {
-            transition t = {"creating,running,suspending,resuming", ST_UNKNOWN, METER_SPLIT,
-                            NULL, 0, NULL, 0};
-            store_transition(&c, &t, NULL);
-        }
-    }
-    ids_free(ids);
+    if (c->meter_since_ms <= 0 ||
+        now_ms() - c->meter_since_ms < (int64_t)cfg->meter_interval_s * 1000)
+        return false;
+    store_transition(c, &t, NULL);
+    return true;
 }

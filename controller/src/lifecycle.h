@@ -65,12 +65,14 @@ int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
                       long long activity_seen, op_error *e);
 int lifecycle_resume(const char *cid, wake_result *out, op_error *e);
 
-/* Marks computes whose server died; called periodically. */
-void lifecycle_supervise(void);
+/* Marks the compute suspended (stopped) if its server died. */
+bool lifecycle_supervise(const compute_rec *c);   /* true: changed it */
 /* Start-up: brings Redis in line with what really runs. */
 void lifecycle_reconcile(void);
-/* Closes running intervals so no open interval grows past meter_interval_s. */
-void lifecycle_meter_tick(void);
+/* Splits the compute's open interval once it is meter_interval_s long. */
+bool lifecycle_meter_tick(const compute_rec *c);  /* true: changed it */
+/* Records activity now (a wake, an open session). */
+void lifecycle_touch(const char *cid);
 
 /* Ids of all computes / projects (NULL-terminated, free with ids_free). */
 char **lifecycle_compute_ids(void);

@@ -71,15 +71,6 @@ static long long connections(const compute_rec *c)
     return pr.client_sessions;
 }
 
-static void touch(const compute_rec *c)
-{
-    char now[24];
-    const char *kv[] = {"last_activity_ms", now};
-
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms());
-    store_compute_set(c->id, kv, 2);
-}
-
 static void consider(const compute_rec *c)
 {
     project_rec p;
@@ -96,7 +87,7 @@ static void consider(const compute_rec *c)
         return;
     if (connections(c) > 0) {
         /* an open session is activity, however quiet */
-        touch(c);
+        lifecycle_touch(c->id);
         return;
     }
     idle_ms = now_ms() - c->last_activity_ms;
@@ -106,19 +97,22 @@ static void consider(const compute_rec *c)
         drain(c, MODE_STOPPED);
 }
 
+/* One pass over the computes: each is read once per tick. */
 static void tick(void)
 {
-    char **ids;
+    char **ids = lifecycle_compute_ids();
 
-    lifecycle_supervise();
-    ids = lifecycle_compute_ids();
     for (char **id = ids; id && *id; id++) {
         compute_rec c;
-        if (store_compute_get(*id, &c) == 0)
-            consider(&c);
+        if (store_compute_get(*id, &c) != 0)
+            continue;
+        /* read again only if supervision or metering changed it */
+        if (lifecycle_supervise(&c) | lifecycle_meter_tick(&c))
+            if (store_compute_get(*id, &c) != 0)
+                continue;
+        consider(&c);
     }
     ids_free(ids);
-    lifecycle_meter_tick();
 }
 
 static void *scheduler_main(void *arg)

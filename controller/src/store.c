@@ -282,6 +282,7 @@ static void compute_field(void *arg, const char *k, const char *v)
         {"state_since_ms", offsetof(compute_rec, state_since_ms)},
         {"last_activity_ms", offsetof(compute_rec, last_activity_ms)},
         {"wake_requested_ms", offsetof(compute_rec, wake_requested_ms)},
+        {"meter_since_ms", offsetof(compute_rec, meter_since_ms)},
         {"act_received_ms", offsetof(compute_rec, act_received_ms)},
         {"act_seq", offsetof(compute_rec, act_seq)},
         {"act_uptime_s", offsetof(compute_rec, act_uptime_s)},

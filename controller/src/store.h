@@ -26,6 +26,7 @@ typedef struct {
     long long state_since_ms;
     long long last_activity_ms;
     long long wake_requested_ms;
+    long long meter_since_ms;     /* open metering interval, 0 if none */
     int size_cu;
     char token_hash[65];
     char error[256];
