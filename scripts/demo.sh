@@ -45,17 +45,21 @@ cleanup() {
   local i
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
   # computes outlive the controller on purpose: stop them by their pid files
-  for f in "$RUN"/computes/*/mariadbd.pid; do
+  for f in "$SOCK_DIR"/computes/*/run/mariadbd.pid; do
     [ -f "$f" ] && stop_pid "$(cat "$f")"
   done
   rm -rf "$SOCK_DIR"
-  say "stopped. Logs and compute data stay in $RUN"
+  say "stopped. Logs stay in $RUN"
 }
 
 # leftovers of an earlier demo that was not stopped cleanly
 if [ -f "$RUN/pids" ]; then
   while read -r pid; do stop_pid "$pid"; done < "$RUN/pids"
-  for f in "$RUN"/computes/*/mariadbd.pid; do [ -f "$f" ] && stop_pid "$(cat "$f")"; done
+  for f in "$RUN"/shared; do
+    [ -f "$f" ] && for p in "$(cat "$f")"/computes/*/run/mariadbd.pid; do
+      [ -f "$p" ] && stop_pid "$(cat "$p")"
+    done
+  done
 fi
 rm -rf "$RUN"
 mkdir -p "$RUN"
@@ -77,7 +81,12 @@ PROXY_PORT=$(free_port 13306)
 SYSLOG_PORT=$(free_port 18514)
 API_TOKEN=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 WAKE_TOKEN=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-SOCK_DIR=$(mktemp -d /tmp/smdb-demo-XXXXXX)   # sockets (short paths), PostgreSQL data
+# sockets (short paths), PostgreSQL data and the computes' data: computes
+# run as their own uids and PostgreSQL as postgres, so all of it lives where
+# they can reach it, whatever the checkout's permissions
+SOCK_DIR=$(mktemp -d /tmp/smdb-demo-XXXXXX)
+chmod 711 "$SOCK_DIR"
+echo "$SOCK_DIR" > "$RUN/shared"
 
 # --- redis -----------------------------------------------------------------
 mkdir -p "$RUN/redis"
@@ -114,13 +123,16 @@ if [ -n "$PGBIN" ] && id postgres >/dev/null 2>&1; then
 fi
 
 # --- controller ----------------------------------------------------------------
+# the controller's config holds its tokens: private to root (the
+# controller refuses a file other users can read)
+( umask 077; : > "$RUN/controller.conf" )
 cat > "$RUN/controller.conf" <<CONF
 listen = 127.0.0.1:$CTL_PORT
 redis = 127.0.0.1:$REDIS_PORT
 api_token = $API_TOKEN
 wake_token = $WAKE_TOKEN
-data_dir = $RUN/computes
-socket_dir = $SOCK_DIR
+data_dir = $SOCK_DIR/computes
+socket_dir = $SOCK_DIR/sock
 compute_port_min = $(free_port 23306)
 compute_port_max = $(( $(free_port 23306) + 50 ))
 mycnf_template = $ROOT/config/compute.cnf.in
@@ -136,6 +148,7 @@ wait_port "$CTL_PORT"
 
 # --- nginx with the wake module ---------------------------------------------------
 mkdir -p "$RUN/nginx/logs"
+( umask 077; : > "$RUN/nginx/nginx.conf" )   # holds the wake token
 sed -e "s|@MODULE@|$BUILD/ngx_stream_wake_module.so|g" \
     -e "s|@CONTROLLER@|127.0.0.1:$CTL_PORT|g" \
     -e "s|@WAKE_TOKEN@|$WAKE_TOKEN|g" \

@@ -49,6 +49,7 @@ typedef struct backend {
     long long (*storage_bytes)(const compute_rec *c);
 } backend;
 
-const backend *backend_process(const config *cfg);
+/* NULL (with a message in err) if the host does not allow it. */
+const backend *backend_process(const config *cfg, char *err, size_t errlen);
 
 #endif

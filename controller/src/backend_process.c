@@ -1,8 +1,22 @@
 /* The process backend: one local mariadbd per compute, each with its own
  * datadir, my.cnf, port and unix socket under data_dir.  Servers are started
  * detached so that a controller crash leaves them serving; the controller
- * recognises its servers again by (pid, process start time). */
+ * recognises its servers again by (pid, process start time).
+ *
+ * Isolation (DESIGN.md §4): every compute runs as its own uid and gid,
+ * compute_uid_min + (port - compute_port_min), never root and never the
+ * controller's user.  Its files:
+ *   data_dir/            root 0711   (computes traverse, cannot list)
+ *     .plugins/          root 0755   allow-listed plugins, as symlinks
+ *     .nofiles/          root 0555   secure_file_priv: empty, unwritable
+ *     <cid>/             root:gid 0750
+ *       my.cnf           root:gid 0640  (its own report token, nothing else)
+ *       data/ tmp/ run/  uid:gid 0700  (run/: pid file, error log)
+ *   socket_dir/<cid>/    uid:gid 0700  the unix socket the controller uses
+ * so a compute can read and write its own files only, cannot change its own
+ * configuration, and cannot see another compute's. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -31,9 +45,47 @@ static void comp_path(char *buf, size_t len, const compute_rec *c, const char *l
     snprintf(buf, len, "%s/%s%s%s", cfg->data_dir, c->id, leaf[0] ? "/" : "", leaf);
 }
 
+static void socket_dir(char *buf, size_t len, const compute_rec *c)
+{
+    snprintf(buf, len, "%s/%s", cfg->socket_dir, c->id);
+}
+
 static void socket_path(char *buf, size_t len, const compute_rec *c)
 {
-    snprintf(buf, len, "%s/%s.sock", cfg->socket_dir, c->id);
+    snprintf(buf, len, "%s/%s/sock", cfg->socket_dir, c->id);
+}
+
+/* The compute's OS identity, derived from its port: ports are unique and
+ * reserved atomically in Redis, so uids are too, with no state of their own.
+ * A port outside the pool (a record from elsewhere) gets no identity. */
+static int compute_ident(const compute_rec *c, proc_user *u)
+{
+    if (c->port < cfg->compute_port_min || c->port > cfg->compute_port_max)
+        return -1;
+    u->uid = (unsigned)(cfg->compute_uid_min + (c->port - cfg->compute_port_min));
+    u->gid = u->uid;
+    return 0;
+}
+
+/* Creates dir (one level) and gives it owner, group and mode, whatever it
+ * had: a directory left by an older layout is corrected, not trusted. */
+static int own_dir(const char *dir, unsigned uid, unsigned gid, mode_t mode)
+{
+    if (mkdir(dir, mode) < 0 && errno != EEXIST)
+        return -1;
+    if (chown(dir, uid, gid) < 0 || chmod(dir, mode) < 0)
+        return -1;
+    return 0;
+}
+
+/* Recursive chown of a datadir copied from the root-owned template. */
+static int chown_tree(const char *dir, const proc_user *u)
+{
+    char own[32];
+
+    snprintf(own, sizeof(own), "%u:%u", u->uid, u->gid);
+    const char *argv[] = {"/bin/chown", "-R", "--no-dereference", own, dir, NULL};
+    return proc_run(argv, NULL);
 }
 
 static void cgroup_path(char *buf, size_t len, const compute_rec *c, const char *leaf)
@@ -97,7 +149,7 @@ static void errlog_tail(const compute_rec *c, char *out, size_t outlen)
     FILE *f;
     long size;
 
-    comp_path(path, sizeof(path), c, "error.log");
+    comp_path(path, sizeof(path), c, "run/error.log");
     out[0] = '\0';
     f = fopen(path, "r");
     if (f == NULL)
@@ -167,28 +219,85 @@ static int ensure_template(char *err, size_t errlen)
     return rc;
 }
 
-/* plugin_dir for computes: the system plugins plus ours, as symlinks. */
+static int link_plugin(const char *dir, const char *name, const char *target)
+{
+    char link[PATHMAX];
+
+    snprintf(link, sizeof(link), "%s/%s", dir, name);
+    unlink(link);
+    return symlink(target, link);
+}
+
+/* plugin_dir for computes: root-owned, read-only to them, holding only the
+ * allow-listed system plugins and ours (as symlinks to root-owned files).
+ * Not the whole system plugin dir: engines such as FederatedX or CONNECT
+ * would give a tenant network or file access, and a tenant's INSTALL SONAME
+ * (refused by its grants anyway) could then load only what is listed here.
+ * Rebuilt on every create, so the list follows the configuration. */
 static int ensure_plugin_dir(char *dir, size_t dirlen)
 {
-    char cmd_src[PATHMAX], link[PATHMAX];
+    char list[sizeof(cfg->compute_plugins)], target[PATHMAX], *save = NULL;
+    DIR *d;
+    struct dirent *de;
 
     snprintf(dir, dirlen, "%s/.plugins", cfg->data_dir);
-    if (mkdir_p(dir, 0755) < 0)
+    if (own_dir(dir, 0, 0, 0755) < 0)
         return -1;
-    snprintf(cmd_src, sizeof(cmd_src), "%s/.", cfg->system_plugin_dir);
-    {
-        /* cp -as makes symlinks to every file of the system plugin dir */
-        const char *argv[] = {"/bin/cp", "-as", "--remove-destination", cmd_src, dir, NULL};
-        if (proc_run(argv, NULL) != 0)
-            return -1;
+    /* drop what is no longer listed */
+    if ((d = opendir(dir)) != NULL) {
+        while ((de = readdir(d)) != NULL) {
+            char p[PATHMAX];
+            if (de->d_name[0] == '.')
+                continue;
+            snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+            unlink(p);
+        }
+        closedir(d);
     }
-    if (cfg->activity_plugin[0]) {
-        snprintf(link, sizeof(link), "%s/wake_activity.so", dir);
-        unlink(link);
-        if (symlink(cfg->activity_plugin, link) < 0)
+    snprintf(list, sizeof(list), "%s", cfg->compute_plugins);
+    for (char *n = strtok_r(list, " ,", &save); n; n = strtok_r(NULL, " ,", &save)) {
+        snprintf(target, sizeof(target), "%s/%s", cfg->system_plugin_dir, n);
+        if (access(target, R_OK) < 0 || link_plugin(dir, n, target) < 0) {
+            log_error("compute plugin %s: %s", target, strerror(errno));
             return -1;
+        }
     }
+    if (cfg->activity_plugin[0] && link_plugin(dir, "wake_activity.so", cfg->activity_plugin) < 0)
+        return -1;
     return 0;
+}
+
+/* secure_file_priv: an empty directory computes cannot write, so even a
+ * FILE privilege (which tenants do not get) reads and writes nothing. */
+static int ensure_nofiles_dir(char *dir, size_t dirlen)
+{
+    snprintf(dir, dirlen, "%s/.nofiles", cfg->data_dir);
+    return own_dir(dir, 0, 0, 0555);
+}
+
+/* The compute's directories with their owners and modes (see the top of
+ * this file).  Idempotent; run before every start, so a directory someone
+ * loosened is tightened again. */
+static int prepare_dirs(const compute_rec *c, const proc_user *u, char *err, size_t errlen)
+{
+    char dir[PATHMAX];
+    const char *own[] = {"data", "tmp", "run"};
+
+    comp_path(dir, sizeof(dir), c, "");
+    if (own_dir(dir, 0, u->gid, 0750) < 0)
+        goto fail;
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+        comp_path(dir, sizeof(dir), c, own[i]);
+        if (own_dir(dir, u->uid, u->gid, 0700) < 0)
+            goto fail;
+    }
+    socket_dir(dir, sizeof(dir), c);
+    if (own_dir(dir, u->uid, u->gid, 0700) < 0)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "cannot prepare %s: %s", dir, strerror(errno));
+    return -1;
 }
 
 /* Replaces every @NAME@ of tpl by its value. */
@@ -239,32 +348,20 @@ static char *render(const char *tpl, const char *const *vars)
     return out;
 }
 
-static int write_mycnf(const compute_rec *c, const char *token, char *err, size_t errlen)
+/* The [mariadbd] lines that load plugins: every allow-listed one (so that,
+ * e.g., ed25519 accounts can be created without INSTALL SONAME, which
+ * tenants cannot run) and the activity plugin with its settings. */
+static void plugin_lines(const compute_rec *c, const char *token, char *out, size_t outlen)
 {
-    char datadir[PATHMAX], mycnf[PATHMAX], sock[PATHMAX], pidf[PATHMAX], errlog[PATHMAX];
-    char plugdir[PATHMAX], port[16], bp[32], plugin[2048], tmpdir[PATHMAX];
-    char *tpl, *out;
-    int rc;
+    char list[sizeof(cfg->compute_plugins)], *save = NULL;
+    size_t n = 0;
 
-    comp_path(datadir, sizeof(datadir), c, "data");
-    comp_path(mycnf, sizeof(mycnf), c, "my.cnf");
-    comp_path(pidf, sizeof(pidf), c, "mariadbd.pid");
-    comp_path(errlog, sizeof(errlog), c, "error.log");
-    comp_path(tmpdir, sizeof(tmpdir), c, "tmp");
-    socket_path(sock, sizeof(sock), c);
-    if (mkdir_p(tmpdir, 0700) < 0) {
-        snprintf(err, errlen, "cannot create %s", tmpdir);
-        return -1;
-    }
-    if (ensure_plugin_dir(plugdir, sizeof(plugdir)) < 0) {
-        snprintf(err, errlen, "cannot prepare plugin dir %s", plugdir);
-        return -1;
-    }
-    snprintf(port, sizeof(port), "%d", c->port);
-    snprintf(bp, sizeof(bp), "%dM", 32 * (c->size_cu > 0 ? c->size_cu : 1));
-    plugin[0] = '\0';
-    if (cfg->activity_plugin[0])
-        snprintf(plugin, sizeof(plugin),
+    out[0] = '\0';
+    snprintf(list, sizeof(list), "%s", cfg->compute_plugins);
+    for (char *p = strtok_r(list, " ,", &save); p && n < outlen; p = strtok_r(NULL, " ,", &save))
+        n += (size_t)snprintf(out + n, outlen - n, "plugin-load-add = %s\n", p);
+    if (cfg->activity_plugin[0] && n < outlen)
+        snprintf(out + n, outlen - n,
                  "plugin-load-add = wake_activity.so\n"
                  /* a tenant's admin cannot uninstall it, and a compute
                   * whose plugin fails to load does not start half-blind */
@@ -276,21 +373,52 @@ static int write_mycnf(const compute_rec *c, const char *token, char *err, size_
                  "loose-wake-activity-interval = %d\n",
                  cfg->report_url_base, c->id, c->id, token ? token : "",
                  cfg->compute_user, cfg->report_interval_s);
+}
+
+static int write_mycnf(const compute_rec *c, const proc_user *u, const char *token,
+                       char *err, size_t errlen)
+{
+    char datadir[PATHMAX], mycnf[PATHMAX], sock[PATHMAX], pidf[PATHMAX], errlog[PATHMAX];
+    char plugdir[PATHMAX], nofiles[PATHMAX], port[16], bp[32], plugin[4096], tmpdir[PATHMAX];
+    char *tpl, *out;
+    int rc;
+
+    comp_path(datadir, sizeof(datadir), c, "data");
+    comp_path(mycnf, sizeof(mycnf), c, "my.cnf");
+    comp_path(pidf, sizeof(pidf), c, "run/mariadbd.pid");
+    comp_path(errlog, sizeof(errlog), c, "run/error.log");
+    comp_path(tmpdir, sizeof(tmpdir), c, "tmp");
+    socket_path(sock, sizeof(sock), c);
+    if (ensure_plugin_dir(plugdir, sizeof(plugdir)) < 0) {
+        snprintf(err, errlen, "cannot prepare plugin dir %s", plugdir);
+        return -1;
+    }
+    if (ensure_nofiles_dir(nofiles, sizeof(nofiles)) < 0) {
+        snprintf(err, errlen, "cannot prepare %s: %s", nofiles, strerror(errno));
+        return -1;
+    }
+    snprintf(port, sizeof(port), "%d", c->port);
+    snprintf(bp, sizeof(bp), "%dM", 32 * (c->size_cu > 0 ? c->size_cu : 1));
+    plugin_lines(c, token, plugin, sizeof(plugin));
 
     tpl = read_file(cfg->mycnf_template, 1 << 16);
     if (tpl == NULL) {
         snprintf(err, errlen, "cannot read %s", cfg->mycnf_template);
         return -1;
     }
-    const char *vars[] = {"USER", cfg->compute_user, "DATADIR", datadir, "PORT", port,
+    const char *vars[] = {"DATADIR", datadir, "PORT", port,
                           "HOST", c->host, "SOCKET", sock, "PIDFILE", pidf,
                           "ERRLOG", errlog, "TMPDIR", tmpdir, "PLUGIN_DIR", plugdir, "BUFFER_POOL", bp,
+                          "SECURE_FILE_PRIV", nofiles, "PROXY_NETWORKS", cfg->compute_proxy_networks,
                           "PLUGIN", plugin, "COMPUTE_ID", c->id, NULL};
     out = render(tpl, vars);
     free(tpl);
-    /* 0600: the file holds the compute's report token */
-    rc = out ? write_file(mycnf, out, 0600) : -1;
+    /* root-owned, readable by the compute's group only: it holds the
+     * compute's report token, and the compute must not rewrite it */
+    rc = out ? write_file(mycnf, out, 0640) : -1;
     free(out);
+    if (rc == 0 && (chown(mycnf, 0, u->gid) < 0 || chmod(mycnf, 0640) < 0))
+        rc = -1;
     if (rc < 0)
         snprintf(err, errlen, "cannot write %s", mycnf);
     return rc;
@@ -298,24 +426,24 @@ static int write_mycnf(const compute_rec *c, const char *token, char *err, size_
 
 static int p_create(const compute_rec *c, const char *token, char *err, size_t errlen)
 {
-    char dir[PATHMAX], src[PATHMAX], dst[PATHMAX];
+    char dst[PATHMAX], src[PATHMAX];
+    proc_user u;
 
-    if (ensure_template(err, errlen) < 0)
-        return -1;
-    comp_path(dir, sizeof(dir), c, "");
-    comp_path(dst, sizeof(dst), c, "data");
-    snprintf(src, sizeof(src), "%s/.template", cfg->data_dir);
-    if (mkdir_p(dir, 0700) < 0) {
-        snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
+    if (compute_ident(c, &u) < 0) {
+        snprintf(err, errlen, "port %d is outside the compute port pool", c->port);
         return -1;
     }
+    if (ensure_template(err, errlen) < 0 || prepare_dirs(c, &u, err, errlen) < 0)
+        return -1;
+    comp_path(dst, sizeof(dst), c, "data");
+    snprintf(src, sizeof(src), "%s/.template", cfg->data_dir);
     rm_rf(dst);
     const char *argv[] = {"/bin/cp", "-a", "--reflink=auto", src, dst, NULL};
-    if (proc_run(argv, NULL) != 0) {
+    if (proc_run(argv, NULL) != 0 || chown_tree(dst, &u) != 0 || chmod(dst, 0700) < 0) {
         snprintf(err, errlen, "cannot copy the template datadir to %s", dst);
         return -1;
     }
-    return write_mycnf(c, token, err, errlen);
+    return write_mycnf(c, &u, token, err, errlen);
 }
 
 static bool cgroup_prepare(const compute_rec *c, char *procs, size_t len)
@@ -342,7 +470,7 @@ static void stop_stray(const compute_rec *c)
     int pid;
     long long start;
 
-    comp_path(pidf, sizeof(pidf), c, "mariadbd.pid");
+    comp_path(pidf, sizeof(pidf), c, "run/mariadbd.pid");
     comp_path(mycnf, sizeof(mycnf), c, "my.cnf");
     buf = read_file(pidf, 64);
     if (buf == NULL)
@@ -377,19 +505,29 @@ static int p_start(const compute_rec *c, proc_ident *out,
     long long start;
     int64_t deadline = mono_ms() + cfg->start_timeout_ms;
     bool ready = false, notified = false;
+    proc_user u;
 
+    if (compute_ident(c, &u) < 0) {
+        snprintf(err, errlen, "port %d is outside the compute port pool", c->port);
+        return -1;
+    }
     stop_stray(c);
+    if (prepare_dirs(c, &u, err, errlen) < 0)
+        return -1;
     comp_path(mycnf, sizeof(mycnf), c, "my.cnf");
-    comp_path(errlog, sizeof(errlog), c, "error.log");
+    comp_path(errlog, sizeof(errlog), c, "run/error.log");
     socket_path(sock, sizeof(sock), c);
     snprintf(defaults, sizeof(defaults), "--defaults-file=%s", mycnf);
     nfd = notify_open(notify_name, sizeof(notify_name));
     snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", notify_name);
 
     const char *argv[] = {cfg->mariadbd, defaults, NULL};
-    const char *env[] = {nfd >= 0 ? notify_env : NULL, NULL};
-    pid = proc_spawn_detached(argv, env, cgroup_prepare(c, procs, sizeof(procs)) ? procs : NULL,
-                              errlog);
+    /* an allow-list: the controller's environment may hold its tokens and
+     * the Redis and PostgreSQL credentials */
+    const char *env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "TZ=UTC",
+                         nfd >= 0 ? notify_env : NULL, NULL};
+    pid = proc_spawn_detached(argv, env, &u,
+                              cgroup_prepare(c, procs, sizeof(procs)) ? procs : NULL, errlog);
     start = proc_start_time(pid, NULL);
     if (pid <= 0 || start < 0) {
         if (nfd >= 0)
@@ -550,8 +688,8 @@ static int p_destroy(const compute_rec *c, char *err, size_t errlen)
     if (c->pid > 0 && p_stop(c, err, errlen) < 0)
         return -1;
     comp_path(dir, sizeof(dir), c, "");
-    socket_path(sock, sizeof(sock), c);
-    unlink(sock);
+    socket_dir(sock, sizeof(sock), c);
+    rm_rf(sock);
     if (cgroup_ok) {
         char cg[PATHMAX];
         cgroup_path(cg, sizeof(cg), c, "");
@@ -635,13 +773,45 @@ static const backend process_backend = {
     .storage_bytes = p_storage_bytes,
 };
 
-const backend *backend_process(const config *c)
+/* Every directory above data_dir and socket_dir must let a compute's uid
+ * through (o+x), or no compute can reach its own files: say which one. */
+static int check_traversable(const char *path, char *err, size_t errlen)
+{
+    char p[PATHMAX];
+    struct stat st;
+
+    snprintf(p, sizeof(p), "%s", path);
+    for (char *slash = strrchr(p, '/'); slash && slash > p; slash = strrchr(p, '/')) {
+        *slash = '\0';
+        if (stat(p, &st) == 0 && !(st.st_mode & S_IXOTH)) {
+            snprintf(err, errlen, "%s is not traversable by computes (chmod o+x %s)", p, p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const backend *backend_process(const config *c, char *err, size_t errlen)
 {
     char probe[PATHMAX];
 
     cfg = c;
-    mkdir_p(cfg->data_dir, 0755);
-    mkdir_p(cfg->socket_dir, 0755);
+    /* computes run as their own uids: only root can switch to them, give
+     * them their files, and read every compute's files itself */
+    if (geteuid() != 0) {
+        snprintf(err, errlen, "the process backend runs each compute as its own uid and "
+                 "must run as root");
+        return NULL;
+    }
+    if (mkdir_p(cfg->data_dir, 0711) < 0 || own_dir(cfg->data_dir, 0, 0, 0711) < 0 ||
+        mkdir_p(cfg->socket_dir, 0711) < 0 || own_dir(cfg->socket_dir, 0, 0, 0711) < 0) {
+        snprintf(err, errlen, "cannot prepare %s and %s: %s", cfg->data_dir, cfg->socket_dir,
+                 strerror(errno));
+        return NULL;
+    }
+    if (check_traversable(cfg->data_dir, err, errlen) < 0 ||
+        check_traversable(cfg->socket_dir, err, errlen) < 0)
+        return NULL;
     /* cgroup v2 freezer where the host lets us create groups, else SIGSTOP */
     cgroup_ok = false;
     if (cfg->cgroup_root[0]) {
@@ -651,7 +821,7 @@ const backend *backend_process(const config *c)
         if (access(ff, W_OK) == 0 && mkdir_p(probe, 0755) == 0)
             cgroup_ok = true;
     }
-    log_info("process backend: data %s, freezer %s", cfg->data_dir,
-             cgroup_ok ? "cgroup v2" : "SIGSTOP");
+    log_info("process backend: data %s, computes as uids %d-%d, freezer %s", cfg->data_dir,
+             cfg->compute_uid_min, cfg->compute_uid_max, cgroup_ok ? "cgroup v2" : "SIGSTOP");
     return &process_backend;
 }

@@ -43,6 +43,10 @@ static const opt opts[] = {
     S("activity_plugin", activity_plugin),
     S("report_url_base", report_url_base),
     S("compute_user", compute_user),
+    I("compute_uid_min", compute_uid_min, 1000, 2000000000),
+    I("compute_uid_max", compute_uid_max, 1000, 2000000000),
+    S("compute_proxy_networks", compute_proxy_networks),
+    S("compute_plugins", compute_plugins),
     I("idle_timeout_s", idle_timeout_s, 1, 86400 * 365),
     I("freeze_after_s", freeze_after_s, 0, 86400 * 365),
     I("drain_wait_ms", drain_wait_ms, 0, 600000),
@@ -78,6 +82,12 @@ void config_defaults(config *c)
     strcpy(c->install_db, "/usr/bin/mariadb-install-db");
     strcpy(c->system_plugin_dir, "/usr/lib/mysql/plugin");
     snprintf(c->compute_user, sizeof(c->compute_user), "%s", pw ? pw->pw_name : "root");
+    /* above every distribution's dynamic and system ranges, below the
+     * 524288+ ranges that container engines hand out (subuid) */
+    c->compute_uid_min = 200000;
+    c->compute_uid_max = 299999;
+    strcpy(c->compute_proxy_networks, "127.0.0.2/32");
+    strcpy(c->compute_plugins, "auth_ed25519.so");
     c->idle_timeout_s = 300;
     c->freeze_after_s = 60;
     c->drain_wait_ms = 3000;
@@ -243,6 +253,23 @@ int config_validate(const config *c, char *err, size_t errlen)
         snprintf(err, errlen, "compute_port_min > compute_port_max");
         return -1;
     }
+    if (c->compute_uid_min > c->compute_uid_max ||
+        c->compute_port_max - c->compute_port_min > c->compute_uid_max - c->compute_uid_min) {
+        /* a compute's uid is compute_uid_min + (port - compute_port_min) */
+        snprintf(err, errlen, "compute_uid_min..compute_uid_max must hold at least as many "
+                 "ids as compute_port_min..compute_port_max");
+        return -1;
+    }
+    for (const char *p = c->compute_proxy_networks; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(".:/, ", *p)) {
+            snprintf(err, errlen, "compute_proxy_networks: addresses and networks only");
+            return -1;
+        }
+    for (const char *p = c->compute_plugins; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._- ", *p)) {
+            snprintf(err, errlen, "compute_plugins: plugin file names (a-z0-9._-) only");
+            return -1;
+        }
     if (strcmp(c->backend, "process") != 0) {
         snprintf(err, errlen, "backend \"%s\" is not available (only \"process\")", c->backend);
         return -1;

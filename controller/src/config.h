@@ -24,7 +24,11 @@ typedef struct {
     char system_plugin_dir[256];
     char activity_plugin[512];      /* wake_activity.so; empty: not loaded */
     char report_url_base[256];      /* how computes reach this controller */
-    char compute_user[64];          /* OS user mariadbd runs as, and admin login */
+    char compute_user[64];          /* the controller's login on computes (unix_socket:
+                                     * its own OS user name) */
+    int compute_uid_min, compute_uid_max; /* one uid (and gid) per compute */
+    char compute_proxy_networks[256];  /* who may send computes a PROXY header */
+    char compute_plugins[512];      /* system plugins a compute may load (allow-list) */
     int idle_timeout_s;             /* default per project */
     int freeze_after_s;             /* default per project; 0: no freeze tier */
     int drain_wait_ms;              /* longer than the proxy's cache TTL */

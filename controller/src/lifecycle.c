@@ -212,7 +212,11 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
         }
         switch (c.state) {
         case ST_RUNNING:
-            lifecycle_touch(cid);
+            /* no touch: a wake is not activity (DESIGN.md §4) -- an
+             * unauthenticated client, or one with a wrong password, must
+             * not keep a compute awake.  The sessions it leads to are, as
+             * the plugin reports them; the scheduler's idle clock starts no
+             * earlier than the compute entered `running`. */
             fill_result(&c, out, cold ? cold : "running");
             return 0;
         case ST_SUSPENDED:
@@ -344,10 +348,60 @@ static int create_compute_record(const project_spec *spec, bool attach, compute_
     return 0;
 }
 
+/* The tenant's administrator: a database owner, not a server owner
+ * (DESIGN.md §4; each privilege left out, and why: docs/tenancy.md).
+ *  - everything on every database (the `%` pattern), without GRANT OPTION:
+ *    a grant option on a pattern would let it re-grant the pattern, which
+ *    also matches `mysql`, to an account of its own;
+ *  - on `mysql` an exact-name grant, which MariaDB matches before the
+ *    pattern, keeps it to reading (writing mysql.* is granting oneself
+ *    anything);
+ *  - GRANT OPTION on the project's database by name and on every database
+ *    named `<project>_...` (the pattern `<project>\_%`, underscore escaped:
+ *    a pattern that can never match a system schema, so re-granting it or
+ *    any narrower pattern reaches the tenant's databases only);
+ *  - globally: user management and a view of its own server's sessions and
+ *    databases -- nothing that names a file, loads code, or stops or
+ *    reconfigures the server, and no global GRANT OPTION (it would combine
+ *    with the pattern).
+ * Then the controller's own account (the template's root, unix_socket
+ * only) gives up everything but PROCESS, which its drain check needs: no
+ * account on the compute holds more than the tenant, so none is worth taking
+ * over (CREATE USER can alter any account). */
+static int grant_owner(const compute_rec *c, const char *user, const char *password,
+                       const char *project, char *err, size_t errlen)
+{
+    char q[14][512];
+    int n = 0;
+
+    snprintf(q[n++], sizeof(q[0]), "CREATE USER '%s'@'%%' IDENTIFIED BY '%s'", user, password);
+    snprintf(q[n++], sizeof(q[0]),
+             "GRANT CREATE USER, PROCESS, SHOW DATABASES, BINLOG MONITOR ON *.* TO '%s'@'%%'", user);
+    snprintf(q[n++], sizeof(q[0]), "GRANT ALL PRIVILEGES ON `%%`.* TO '%s'@'%%'", user);
+    snprintf(q[n++], sizeof(q[0]), "GRANT SELECT ON `mysql`.* TO '%s'@'%%'", user);
+    snprintf(q[n++], sizeof(q[0]), "GRANT ALL PRIVILEGES ON `%s`.* TO '%s'@'%%' WITH GRANT OPTION",
+             project, user);
+    snprintf(q[n++], sizeof(q[0]),
+             "GRANT ALL PRIVILEGES ON `%s\\_%%`.* TO '%s'@'%%' WITH GRANT OPTION", project, user);
+    /* a database named after the project, so that routing by database name
+     * (`mariadb -D <project>`) finds one; the id is [a-z0-9-], safe quoted */
+    snprintf(q[n++], sizeof(q[0]), "CREATE DATABASE IF NOT EXISTS `%s`", project);
+    /* PROCESS through a default role: it has to be granted before this
+     * account gives up the right to grant */
+    snprintf(q[n++], sizeof(q[0]), "CREATE ROLE IF NOT EXISTS smdb_monitor");
+    snprintf(q[n++], sizeof(q[0]), "GRANT PROCESS ON *.* TO smdb_monitor");
+    snprintf(q[n++], sizeof(q[0]), "SET DEFAULT ROLE smdb_monitor");
+    snprintf(q[n++], sizeof(q[0]), "REVOKE ALL PRIVILEGES, GRANT OPTION FROM CURRENT_USER");
+    for (int i = 0; i < n; i++)
+        if (be->admin_sql(c, q[i], err, errlen) < 0)
+            return -1;
+    return 0;
+}
+
 int lifecycle_create(const project_spec *spec, bool attach, create_result *out, op_error *e)
 {
     compute_rec c;
-    char token[65], err[512] = "", pid[16], start[24], q[512];
+    char token[65], err[512] = "", pid[16], start[24];
     proc_ident id;
 
     if (create_compute_record(spec, attach, &c, token, e) < 0)
@@ -362,18 +416,7 @@ int lifecycle_create(const project_spec *spec, bool attach, create_result *out, 
     c.pid_start = id.pid_start;
     /* the project's own administrator; its password is returned once and
      * stored nowhere but in the compute (as MariaDB's hash) */
-    snprintf(q, sizeof(q),
-             "CREATE USER '%s'@'%%' IDENTIFIED BY '%s'", out->admin_user, out->admin_password);
-    if (be->admin_sql(&c, q, err, sizeof(err)) < 0)
-        goto fail;
-    snprintf(q, sizeof(q), "GRANT ALL PRIVILEGES ON *.* TO '%s'@'%%' WITH GRANT OPTION",
-             out->admin_user);
-    if (be->admin_sql(&c, q, err, sizeof(err)) < 0)
-        goto fail;
-    /* a database named after the project, so that routing by database name
-     * (`mariadb -D <project>`) finds one; the id is [a-z0-9-], safe quoted */
-    snprintf(q, sizeof(q), "CREATE DATABASE IF NOT EXISTS `%s`", spec->id);
-    if (be->admin_sql(&c, q, err, sizeof(err)) < 0)
+    if (grant_owner(&c, out->admin_user, out->admin_password, spec->id, err, sizeof(err)) < 0)
         goto fail;
     ident_strings(&id, pid, start);
     {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -46,6 +47,14 @@ static int load_config(config *cfg, int argc, char **argv)
     config_defaults(cfg);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            struct stat st;
+            /* the file holds the tokens (and credentials): like ssh with a
+             * private key, refuse one that other users can read or change */
+            if (stat(argv[i + 1], &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP))) {
+                snprintf(err, sizeof(err), "%s is accessible to other users; it holds secrets "
+                         "(chmod 600 %s)", argv[i + 1], argv[i + 1]);
+                goto bad;
+            }
             if (config_load_file(cfg, argv[++i], err, sizeof(err)) < 0)
                 goto bad;
         } else if (strcmp(argv[i], "--help") == 0) {
@@ -98,7 +107,14 @@ int main(int argc, char **argv)
             return 1;
         sleep(1);
     }
-    be = backend_process(&cfg);
+    {
+        char err[512] = "";
+        be = backend_process(&cfg, err, sizeof(err));
+        if (be == NULL) {
+            log_error("backend %s: %s", cfg.backend, err);
+            return 2;
+        }
+    }
     lifecycle_init(&cfg, be);
     lifecycle_reconcile();
     if (billing_init(&cfg) < 0)

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
@@ -19,8 +20,6 @@
 #include <unistd.h>
 
 #include "ids.h"
-
-extern char **environ;
 
 long long proc_start_time(int pid, char *state)
 {
@@ -105,9 +104,12 @@ static void child_redirect(const char *out_path)
         dup2(out, 1);
         dup2(out, 2);
     }
-    /* drop every other descriptor: the child must not hold our sockets */
-    for (int fd = 3; fd < 1024; fd++)
-        close(fd);
+    /* drop every other descriptor: the child must not hold our sockets
+     * (Redis, the API's listener, clients' connections), whatever their
+     * number: the API raises the descriptor limit far above 1024 */
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+        for (int fd = 3; fd < 65536; fd++)
+            close(fd);
 }
 
 int proc_run(const char *const argv[], const char *log_path)
@@ -128,21 +130,27 @@ int proc_run(const char *const argv[], const char *log_path)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-int proc_spawn_detached(const char *const argv[], const char *const env_extra[],
-                        const char *cgroup_procs, const char *out_path)
+/* In the child, before exec: only async-signal-safe calls.  The group list
+ * goes first (it needs root), then the gid, then the uid; each is checked,
+ * since a server left running as root would be worse than none. */
+static int child_become(const proc_user *as)
 {
-    char *envp[256];
-    int n = 0, pipefd[2], st;
+    if (as->uid == 0 || as->gid == 0)
+        return -1;
+    if (setgroups(0, NULL) < 0 || setresgid(as->gid, as->gid, as->gid) < 0 ||
+        setresuid(as->uid, as->uid, as->uid) < 0)
+        return -1;
+    return getuid() == as->uid && geteuid() == as->uid ? 0 : -1;
+}
+
+int proc_spawn_detached(const char *const argv[], const char *const env[],
+                        const proc_user *as, const char *cgroup_procs, const char *out_path)
+{
+    int pipefd[2], st;
     pid_t mid, pid = -1;
 
-    /* build the environment before fork: only async-signal-safe calls after */
-    for (int i = 0; env_extra && env_extra[i] && n < 128; i++)
-        envp[n++] = (char *)env_extra[i];
-    for (char **e = environ; *e && n < 255; e++)
-        if (strncmp(*e, "NOTIFY_SOCKET=", 14) != 0)
-            envp[n++] = *e;
-    envp[n] = NULL;
-
+    if (as == NULL || as->uid == 0)
+        return -1;
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return -1;
     mid = fork();
@@ -166,8 +174,11 @@ int proc_spawn_detached(const char *const argv[], const char *const env_extra[],
                 }
             }
             signal(SIGPIPE, SIG_DFL);
+            if (child_become(as) < 0)
+                _exit(126);
+            umask(077);
             child_redirect(out_path);
-            execve(argv[0], (char *const *)argv, envp);
+            execve(argv[0], (char *const *)argv, (char *const *)env);
             _exit(127);
         }
         (void)!write(pipefd[1], &g, sizeof(g));

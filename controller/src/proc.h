@@ -16,11 +16,21 @@ int proc_wait_exit(int pid, long long start, int timeout_ms);
 /* Runs argv to completion with output appended to log_path. exit code or -1 */
 int proc_run(const char *const argv[], const char *log_path);
 
+/* Who a spawned server runs as.  uid 0 is refused: a server never runs as
+ * root. */
+typedef struct {
+    unsigned uid, gid;
+} proc_user;
+
 /* Spawns argv detached (own session, reparented away from us, so it survives
- * a controller crash), with extra environment entries and, if cgroup_procs is
- * set, moved into that cgroup before exec.  Returns the pid or -1. */
-int proc_spawn_detached(const char *const argv[], const char *const env_extra[],
-                        const char *cgroup_procs, const char *out_path);
+ * a controller crash) as `as` (no supplementary groups), with exactly the
+ * environment env (NULL-terminated; nothing of the controller's own
+ * environment is inherited: it may hold tokens) and, if cgroup_procs is set,
+ * moved into that cgroup before exec.  out_path (stdout and stderr) is opened
+ * after the switch of user, so it is created as that user.  Every descriptor
+ * but 0-2 is closed.  Returns the pid or -1. */
+int proc_spawn_detached(const char *const argv[], const char *const env[],
+                        const proc_user *as, const char *cgroup_procs, const char *out_path);
 
 /* An abstract unix datagram socket for sd_notify READY=1 messages. */
 int notify_open(char *name, size_t namelen);

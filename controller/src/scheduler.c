@@ -90,7 +90,10 @@ static void consider(const compute_rec *c)
         lifecycle_touch(c->id);
         return;
     }
-    idle_ms = now_ms() - c->last_activity_ms;
+    /* from the last activity, or from the wake that made it run: a compute
+     * just woken gets its full idle time for the client to log in */
+    idle_ms = now_ms() - (c->last_activity_ms > c->state_since_ms ? c->last_activity_ms
+                                                                   : c->state_since_ms);
     if (p.freeze_after_s > 0 && idle_ms >= (long long)p.freeze_after_s * 1000)
         drain(c, MODE_FROZEN);
     else if (p.freeze_after_s == 0 && idle_ms >= (long long)p.idle_timeout_s * 1000)

@@ -174,10 +174,34 @@ class Procs:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def pytest_configure(config):
+    """Computes run as their own uids and must reach their datadirs under the
+    run directories.  pytest's own base (/tmp/pytest-of-root) is reset to
+    0700 by every pytest session that starts, so runs get a base of their
+    own, which only this session touches (kept when a test failed)."""
+    if not config.option.basetemp:
+        base = tempfile.mkdtemp(prefix="smdb-e2e-", dir="/tmp")
+        os.chmod(base, 0o711)
+        config.option.basetemp = base
+        config._smdb_basetemp = base
+
+
+def pytest_sessionfinish(session, exitstatus):
+    base = getattr(session.config, "_smdb_basetemp", None)
+    if base and exitstatus == 0:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture
 def run_dir(tmp_path):
     d = str(tmp_path)
     os.chmod(d, 0o755)
+    # computes run as their own uids: they must be able to pass through
+    # pytest's 0700 base directories to reach their datadirs (traverse only)
+    p = os.path.dirname(d)
+    while p not in ("/", "/tmp", ""):
+        os.chmod(p, os.stat(p).st_mode | 0o111)
+        p = os.path.dirname(p)
     return d
 
 
@@ -255,7 +279,10 @@ class Controller:
         self.proc = None
 
     def write_conf(self):
-        with open(self.conf, "w") as f:
+        # it holds the tokens: the controller refuses a file others can read
+        if os.path.exists(self.conf):
+            os.chmod(self.conf, 0o600)
+        with open(os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             for k, v in self.opts.items():
                 f.write(f"{k} = {v}\n")
 

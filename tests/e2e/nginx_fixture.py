@@ -170,6 +170,8 @@ stream {{
 
         proxy_pass $wake_upstream;
         proxy_protocol {"on" if proxy_protocol else "off"};
+        # computes take PROXY headers from this source address only
+        proxy_bind 127.0.0.2;
         proxy_connect_timeout 5s;
         proxy_timeout 1h;
 {extra}
@@ -196,7 +198,10 @@ def start_nginx(procs, run_dir, controller, **directives):
     port = free_port()
     addr, token = _controller_address(controller, directives)
     conf = os.path.join(run_dir, "nginx.conf")
-    with open(conf, "w") as f:
+    # it holds the wake token: readable by root (nginx's master) only
+    if os.path.exists(conf):
+        os.chmod(conf, 0o600)
+    with open(os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(render_conf(run_dir, port, addr, token, directives))
 
     env = _nginx_env()
