@@ -307,3 +307,55 @@ def test_wrong_password_flood_is_not_activity(controller_factory, procs,
         c = ctl.compute("idle")
     assert c["state"] == "suspended", c
     assert ngx.alive() and ngx.alerts() == []
+
+
+# --- a full zone --------------------------------------------------------
+
+def test_full_zone_degrades_once_and_recovers(controller, procs, run_dir):
+    """Sessions beyond what a tiny wake_cache_zone can map still work, the
+    zone being full is logged once, their KILL ids are just not rewritten,
+    and every map entry is freed when its session ends."""
+    import pymysql
+
+    ngx = start_nginx(procs, run_dir, controller,
+                      stream_extra="wake_cache_zone tiny:32k;")
+    make_project(controller, "full")
+    full_log = 'zone "tiny" is full'
+
+    conns = []
+    try:
+        while full_log not in ngx.errors():
+            assert len(conns) < 120, "a 32k zone mapped 120 sessions"
+            conns.append(mysql(ngx.port, APP_USER, APP_PW, "full"))
+            time.sleep(0.01)    # the greeting is mapped after the connect
+        for _ in range(20):     # more sessions on a full zone
+            conns.append(mysql(ngx.port, APP_USER, APP_PW, "full"))
+        time.sleep(0.3)
+        assert ngx.errors().count(full_log) == 1
+        assert ngx.alerts() == []
+
+        # an unmapped session works; a KILL of its id passes unchanged
+        last = conns[-1]
+        cur = last.cursor()
+        cur.execute("SELECT 1")
+        assert cur.fetchall() == ((1,),)
+        killer = mysql(ngx.port, APP_USER, APP_PW, "full")
+        with pytest.raises(pymysql.err.OperationalError) as e:
+            killer.cursor().execute(f"KILL QUERY {last.server_thread_id[0]}")
+        assert e.value.args[0] == 1094          # Unknown thread id
+        killer.close()
+    finally:
+        for c in conns:
+            c.close()
+
+    # the ended sessions gave their entries back: KILL is rewritten again
+    time.sleep(0.5)
+    victim = mysql(ngx.port, APP_USER, APP_PW, "full")
+    killer = mysql(ngx.port, APP_USER, APP_PW, "full")
+    killer.cursor().execute(f"KILL {victim.server_thread_id[0]}")
+    killer.close()
+    with pytest.raises(pymysql.err.OperationalError):
+        victim.cursor().execute("SELECT 1")
+    assert 'zone "tiny" maps connection ids again' in ngx.errors()
+    assert ngx.errors().count(full_log) == 1
+    assert ngx.alive() and ngx.alerts() == []
