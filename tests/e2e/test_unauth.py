@@ -12,6 +12,7 @@ not advance the compute's last activity, nor keep it from suspending.
 """
 import hashlib
 import random
+import socket
 import string
 import struct
 import threading
@@ -97,7 +98,9 @@ def random_project():
 # --- state snapshots ----------------------------------------------------
 
 def redis_keys(redis):
-    return set(redis.cli("--scan", "--count", "1000").split())
+    keys = set(redis.cli("--scan").split())
+    assert keys, "no keys: the scan did not work"
+    return keys
 
 
 def dbsize(redis):
@@ -142,6 +145,24 @@ def assert_served(ngx, workers, project):
     c.close()
 
 
+# the transfer line of config/nginx.conf
+BILLING_LOG_FORMAT = ("log_format smdb_billing 'smdb1 $wake_project "
+                      "$wake_compute $pid $connection $msec $session_time "
+                      "$bytes_received $bytes_sent';")
+
+
+def free_udp_port():
+    for _ in range(100):
+        port = random.randint(20000, 30000)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free UDP port")
+
+
 @pytest.fixture
 def pg(procs, run_dir):
     p = start_postgres(procs, run_dir)
@@ -152,13 +173,28 @@ def pg(procs, run_dir):
 
 # --- the floods ---------------------------------------------------------
 
+@pytest.mark.parametrize("transfer_log", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(
+        strict=False, reason="the controller's transfer listener records "
+        "usage events for unknown projects (usage:<name> per handshake)")),
+], ids=["plain", "transfer-log"])
 def test_unknown_projects_leave_no_state(controller_factory, pg, procs,
-                                         run_dir):
+                                         run_dir, transfer_log):
     """1,000 handshakes naming projects that do not exist: ERR 1049 each,
-    no Redis key, no project, no usage event, no ledger row."""
+    no Redis key, no project, no usage event, no ledger row; also with
+    nginx sending every session's transfer line to the controller, as
+    config/nginx.conf does (the unknown projects' lines included)."""
+    opts, extra = {}, ""
+    if transfer_log:
+        port = free_udp_port()
+        opts["syslog_listen"] = f"127.0.0.1:{port}"
+        extra = (f"    {BILLING_LOG_FORMAT}\n"
+                 f"    access_log syslog:server=127.0.0.1:{port},tag=smdb,"
+                 f"nohostname smdb_billing;\n")
     ctl = controller_factory(pg_conninfo=pg.conninfo, meter_interval_s=1,
-                             export_interval_ms=100).start()
-    ngx = start_nginx(procs, run_dir, ctl)
+                             export_interval_ms=100, **opts).start()
+    ngx = start_nginx(procs, run_dir, ctl, stream_extra=extra)
     make_project(ctl, "home")
     workers = ngx.worker_pids()
     assert len(workers) == 2
@@ -180,7 +216,7 @@ def test_unknown_projects_leave_no_state(controller_factory, pg, procs,
         sorted(set(r for r in results if r[0] != 1049))[:5]
     assert all("Unknown database" in msg for _, msg in results)
 
-    time.sleep(1.0)         # let any export in flight land
+    time.sleep(1.5)         # transfer lines, metering and export land
     keys1, size1 = redis_keys(ctl.redis), dbsize(ctl.redis)
     assert_same_keys(keys0, keys1, "home")
     assert size1 - size0 == len(keys1) - len(keys0)
@@ -317,7 +353,9 @@ def test_full_zone_degrades_once_and_recovers(controller, procs, run_dir):
     and every map entry is freed when its session ends."""
     import pymysql
 
-    ngx = start_nginx(procs, run_dir, controller,
+    # no wake cache: its entries coming and going would free pages, and the
+    # zone would be full, then not, then full again (each stretch logged)
+    ngx = start_nginx(procs, run_dir, controller, cache_ttl="0",
                       stream_extra="wake_cache_zone tiny:32k;")
     make_project(controller, "full")
     full_log = 'zone "tiny" is full'
