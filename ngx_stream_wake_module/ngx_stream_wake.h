@@ -6,6 +6,7 @@
  *   ngx_stream_wake_filter.c      the stream filter (both directions)
  *   ngx_stream_wake_controller.c  the non-blocking /wake_compute HTTP call
  *   ngx_stream_wake_shm.c         shared memory: wake cache, connection ids
+ *   ngx_stream_wake_idmap.c       the id map's indexes (pure, unit tested)
  *   mysql_proto.c, wake_http.c    pure protocol code (unit tested, fuzzed)
  */
 
@@ -18,6 +19,7 @@
 
 #include "mysql_proto.h"
 #include "wake_http.h"
+#include "ngx_stream_wake_idmap.h"
 
 
 #define NGX_STREAM_WAKE_ADDR_MAX      (NGX_SOCKADDR_STRLEN + 1)
@@ -180,7 +182,8 @@ void ngx_stream_wake_cache_invalidate(ngx_shm_zone_t *zone,
     ngx_str_t *project, ngx_str_t *address);
 uint32_t ngx_stream_wake_next_id(ngx_shm_zone_t *zone);
 ngx_int_t ngx_stream_wake_ids_add(ngx_shm_zone_t *zone, uint32_t id,
-    uint32_t real_id, uint32_t client_key, ngx_str_t *project);
+    uint32_t real_id, uint32_t client_key, ngx_str_t *project,
+    ngx_log_t *log);
 void ngx_stream_wake_ids_del(ngx_shm_zone_t *zone, uint32_t id);
 ngx_int_t ngx_stream_wake_ids_get(ngx_shm_zone_t *zone, uint32_t id,
     ngx_str_t *project, uint32_t *real_id);

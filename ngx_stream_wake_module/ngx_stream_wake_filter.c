@@ -271,16 +271,13 @@ ngx_stream_wake_compute_greeting(ngx_stream_session_t *s,
 
     wmcf = ngx_stream_get_module_main_conf(s, ngx_stream_wake_module);
 
+    /* a full zone is logged there, once; the session goes on unmapped */
     if (ngx_stream_wake_ids_add(wmcf->shm_zone, ctx->conn_id, ctx->real_id,
-                                ctx->client_key, &ctx->project)
+                                ctx->client_key, &ctx->project,
+                                s->connection->log)
         == NGX_OK)
     {
         ctx->mapped = 1;
-
-    } else {
-        ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
-                      "wake: zone full, KILL %uD will not be rewritten",
-                      ctx->conn_id);
     }
 }
 

@@ -6,7 +6,9 @@
  *   - the connection id counter: every worker hands out ids from one counter,
  *     so ids are unique per nginx instance;
  *   - the id map: handed-out id -> (compute thread id, project), kept for the
- *     life of the session, so that "KILL <handed-out id>" can be rewritten.
+ *     life of the session, so that "KILL <handed-out id>" can be rewritten
+ *     (two rbtree indexes, see ngx_stream_wake_idmap.h: no lookup under the
+ *     lock walks the live sessions).
  */
 
 #include "ngx_stream_wake.h"
@@ -27,20 +29,11 @@ typedef struct {
 
 
 typedef struct {
-    ngx_rbtree_node_t           node;       /* key: handed-out id */
-    uint32_t                    real_id;
-    uint32_t                    client_key; /* see ngx_stream_wake_client_key */
-    u_char                      project_len;
-    u_char                      project[MP_PROJECT_MAX];
-} ngx_stream_wake_id_node_t;
-
-
-typedef struct {
     ngx_rbtree_t                cache;
     ngx_rbtree_node_t           cache_sentinel;
     ngx_queue_t                 lru;
-    ngx_rbtree_t                ids;
-    ngx_rbtree_node_t           ids_sentinel;
+    ngx_stream_wake_idmap_t     ids;
+    ngx_uint_t                  ids_full;   /* logged, until an add works */
     ngx_atomic_t                next_id;
 } ngx_stream_wake_sh_t;
 
@@ -158,8 +151,8 @@ ngx_stream_wake_shm_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&zone->sh->cache, &zone->sh->cache_sentinel,
                     ngx_stream_wake_cache_insert);
     ngx_queue_init(&zone->sh->lru);
-    ngx_rbtree_init(&zone->sh->ids, &zone->sh->ids_sentinel,
-                    ngx_rbtree_insert_value);
+    ngx_stream_wake_idmap_init(&zone->sh->ids);
+    zone->sh->ids_full = 0;
     zone->sh->next_id = 0;
 
     len = sizeof(" in wake zone \"\"") + shm_zone->shm.name.len;
@@ -426,31 +419,36 @@ ngx_stream_wake_next_id(ngx_shm_zone_t *shm_zone)
 }
 
 
+/* the zone full: allocate once more after dropping the oldest cache entries */
 static ngx_stream_wake_id_node_t *
-ngx_stream_wake_ids_lookup(ngx_stream_wake_zone_t *zone, uint32_t id)
+ngx_stream_wake_ids_alloc(ngx_stream_wake_zone_t *zone)
 {
-    ngx_rbtree_node_t  *node, *sentinel;
+    ngx_stream_wake_id_node_t  *in;
 
-    node = zone->sh->ids.root;
-    sentinel = zone->sh->ids.sentinel;
-
-    while (node != sentinel) {
-
-        if (id == node->key) {
-            return (ngx_stream_wake_id_node_t *) node;
-        }
-
-        node = (id < node->key) ? node->left : node->right;
+    in = ngx_slab_alloc_locked(zone->shpool,
+                               sizeof(ngx_stream_wake_id_node_t));
+    if (in) {
+        return in;
     }
 
-    return NULL;
+    /* id mappings outrank cached addresses */
+    ngx_stream_wake_cache_expire(zone, 1);
+
+    return ngx_slab_alloc_locked(zone->shpool,
+                                 sizeof(ngx_stream_wake_id_node_t));
 }
 
 
+/*
+ * A session whose id cannot be mapped still works; only a KILL naming its
+ * id is not rewritten.  Logged once per stretch of a full zone, not once
+ * per session: under a connection flood one line says it all.
+ */
 ngx_int_t
 ngx_stream_wake_ids_add(ngx_shm_zone_t *shm_zone, uint32_t id,
-    uint32_t real_id, uint32_t client_key, ngx_str_t *project)
+    uint32_t real_id, uint32_t client_key, ngx_str_t *project, ngx_log_t *log)
 {
+    ngx_uint_t                  was_full;
     ngx_stream_wake_zone_t     *zone;
     ngx_stream_wake_id_node_t  *in;
 
@@ -462,34 +460,45 @@ ngx_stream_wake_ids_add(ngx_shm_zone_t *shm_zone, uint32_t id,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    in = ngx_stream_wake_ids_lookup(zone, id);
+    in = ngx_stream_wake_idmap_find(&zone->sh->ids, id);
+
+    if (in) {
+        /* a second greeting on the same session: map it afresh */
+        ngx_stream_wake_idmap_delete(&zone->sh->ids, in);
+
+    } else {
+        in = ngx_stream_wake_ids_alloc(zone);
+    }
+
+    was_full = zone->sh->ids_full;
+    zone->sh->ids_full = (in == NULL);
 
     if (in == NULL) {
-        in = ngx_slab_alloc_locked(zone->shpool,
-                                   sizeof(ngx_stream_wake_id_node_t));
+        ngx_shmtx_unlock(&zone->shpool->mutex);
 
-        if (in == NULL) {
-            /* id mappings outrank cached addresses */
-            ngx_stream_wake_cache_expire(zone, 1);
-
-            in = ngx_slab_alloc_locked(zone->shpool,
-                                       sizeof(ngx_stream_wake_id_node_t));
-            if (in == NULL) {
-                ngx_shmtx_unlock(&zone->shpool->mutex);
-                return NGX_ERROR;
-            }
+        if (!was_full) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "wake: zone \"%V\" is full: KILL by connection "
+                          "id is not rewritten for new sessions (id %uD) "
+                          "until sessions end", &shm_zone->shm.name, id);
         }
 
-        in->node.key = id;
-        ngx_rbtree_insert(&zone->sh->ids, &in->node);
+        return NGX_DECLINED;
     }
 
     in->real_id = real_id;
-    in->client_key = client_key;
     in->project_len = (u_char) project->len;
     ngx_memcpy(in->project, project->data, project->len);
 
+    ngx_stream_wake_idmap_insert(&zone->sh->ids, in, id, client_key);
+
     ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (was_full) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "wake: zone \"%V\" maps connection ids again",
+                      &shm_zone->shm.name);
+    }
 
     return NGX_OK;
 }
@@ -505,10 +514,10 @@ ngx_stream_wake_ids_del(ngx_shm_zone_t *shm_zone, uint32_t id)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    in = ngx_stream_wake_ids_lookup(zone, id);
+    in = ngx_stream_wake_idmap_find(&zone->sh->ids, id);
 
     if (in) {
-        ngx_rbtree_delete(&zone->sh->ids, &in->node);
+        ngx_stream_wake_idmap_delete(&zone->sh->ids, in);
         ngx_slab_free_locked(zone->shpool, in);
     }
 
@@ -530,7 +539,7 @@ ngx_stream_wake_ids_get(ngx_shm_zone_t *shm_zone, uint32_t id,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    in = ngx_stream_wake_ids_lookup(zone, id);
+    in = ngx_stream_wake_idmap_find(&zone->sh->ids, id);
 
     if (in && in->real_id
         && ngx_memn2cmp(in->project, project->data, in->project_len,
@@ -550,51 +559,35 @@ ngx_stream_wake_ids_get(ngx_shm_zone_t *shm_zone, uint32_t id,
  * The project of the newest live session opened by the same client process
  * (same address, login and "_pid" connect attribute).  The mariadb CLI
  * opens its Ctrl-C "KILL QUERY" connection without a database, so with
- * database routing this is the only way to know where it belongs.
+ * database routing this is the only way to know where it belongs.  The
+ * project is copied out under the lock: the session may end right after.
  */
 ngx_int_t
 ngx_stream_wake_ids_find_client(ngx_shm_zone_t *shm_zone, uint32_t client_key,
     ngx_pool_t *pool, ngx_str_t *project)
 {
-    ngx_rbtree_node_t          *node, *root, *sentinel;
+    u_char                     *p;
     ngx_stream_wake_zone_t     *zone;
-    ngx_stream_wake_id_node_t  *in, *found;
-
-    if (client_key == 0) {
-        return NGX_DECLINED;
-    }
+    ngx_stream_wake_id_node_t  *in;
 
     zone = shm_zone->data;
-    found = NULL;
+    p = NULL;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    root = zone->sh->ids.root;
-    sentinel = zone->sh->ids.sentinel;
+    in = ngx_stream_wake_idmap_newest(&zone->sh->ids, client_key);
 
-    if (root != sentinel) {
-        for (node = ngx_rbtree_min(root, sentinel);
-             node;
-             node = ngx_rbtree_next(&zone->sh->ids, node))
-        {
-            in = (ngx_stream_wake_id_node_t *) node;
+    if (in) {
+        p = ngx_pnalloc(pool, in->project_len);
 
-            if (in->client_key == client_key) {
-                found = in;         /* ids grow: the last match is newest */
-            }
-        }
-    }
-
-    if (found) {
-        project->data = ngx_pnalloc(pool, found->project_len);
-
-        if (project->data) {
-            project->len = found->project_len;
-            ngx_memcpy(project->data, found->project, found->project_len);
+        if (p) {
+            project->data = p;
+            project->len = in->project_len;
+            ngx_memcpy(p, in->project, in->project_len);
         }
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    return (found && project->data) ? NGX_OK : NGX_DECLINED;
+    return p ? NGX_OK : NGX_DECLINED;
 }
