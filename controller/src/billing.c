@@ -30,16 +30,15 @@ int billing_init(const config *c)
             return -1;
         listener_on = true;
     }
-    if (c->pg_conninfo[0]) {
-        if (exporter_start(c) < 0) {
-            log_error("billing: cannot start the exporter");
-            return -1;
-        }
-        exporter_on = true;
-    } else {
-        log_info("billing: no pg_conninfo; usage is recorded and served from Redis, "
-                 "and waits in export:pending for a ledger");
+    if (exporter_start(c) < 0) {
+        log_error("billing: cannot start the exporter");
+        return -1;
     }
+    exporter_on = true;
+    if (!c->pg_conninfo[0])
+        log_info("billing: no pg_conninfo; usage is recorded and served from Redis, events "
+                 "wait in export:pending for a ledger for usage_retention_s (%d s)",
+                 c->usage_retention_s);
     return 0;
 }
 
@@ -120,7 +119,9 @@ void metrics_billing(char **buf, size_t *len, size_t *cap)
         "billing_storage_samples_total", "billing_storage_sample_failures_total",
         "billing_transfer_recorded_total", "billing_transfer_duplicate_total",
         "billing_transfer_malformed_total", "billing_transfer_unrouted_total",
-        "billing_transfer_lost_total"};
+        "billing_transfer_lost_total", "billing_transfer_stale_total",
+        "billing_transfer_unauthenticated_total", "billing_events_expired_total",
+        "billing_usage_fold_refused_total"};
     enum { N = sizeof(fields) / sizeof(fields[0]) };
     char km[64], kq[64], kp[64];
     long long v[N] = {0}, waiting = 0;
@@ -161,7 +162,7 @@ void metrics_billing(char **buf, size_t *len, size_t *cap)
         waiting);
     put(&o, "# HELP smdb_billing_ledger_up 1 if the last export reached PostgreSQL, 0 if it failed, -1 without a ledger.\n"
             "# TYPE smdb_billing_ledger_up gauge\nsmdb_billing_ledger_up %d\n",
-        exporter_on ? exporter_ledger_up() : -1);
+        exporter_on && cfg->pg_conninfo[0] ? exporter_ledger_up() : -1);
     put(&o, "# HELP smdb_billing_events_exported_total Usage events committed to the ledger.\n"
             "# TYPE smdb_billing_events_exported_total counter\nsmdb_billing_events_exported_total %lld\n",
         v[0]);
@@ -186,9 +187,16 @@ void metrics_billing(char **buf, size_t *len, size_t *cap)
             "smdb_billing_transfer_lines_total{result=\"duplicate\"} %lld\n"
             "smdb_billing_transfer_lines_total{result=\"malformed\"} %lld\n"
             "smdb_billing_transfer_lines_total{result=\"unrouted\"} %lld\n"
-            "smdb_billing_transfer_lines_total{result=\"lost\"} %lld\n",
-        v[6], v[7], v[8], v[9], v[10]);
-    if (listener_on)
+            "smdb_billing_transfer_lines_total{result=\"lost\"} %lld\n"
+            "smdb_billing_transfer_lines_total{result=\"stale\"} %lld\n"
+            "smdb_billing_transfer_lines_total{result=\"unauthenticated\"} %lld\n",
+        v[6], v[7], v[8], v[9], v[10], v[11], v[12]);
+    put(&o, "# HELP smdb_billing_events_expired_total Events retired unexported after usage_retention_s (no ledger).\n"
+            "# TYPE smdb_billing_events_expired_total counter\nsmdb_billing_events_expired_total %lld\n"
+            "# HELP smdb_billing_usage_fold_refused_total Retired events kept per event: out of bounds for the hourly sums.\n"
+            "# TYPE smdb_billing_usage_fold_refused_total counter\nsmdb_billing_usage_fold_refused_total %lld\n",
+        v[13], v[14]);
+    if (listener_on && transfer_listener_drops() >= 0)
         put(&o, "# HELP smdb_billing_syslog_drops Datagrams the kernel dropped on the transfer listener (full buffer).\n"
                 "# TYPE smdb_billing_syslog_drops gauge\nsmdb_billing_syslog_drops %lld\n",
             transfer_listener_drops());

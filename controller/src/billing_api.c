@@ -1,9 +1,10 @@
 /* GET /api/v1/projects/{id}/usage?from=&to=[&detail=0]
  *
- * Served from the project's usage index in Redis (the ledger is for
- * billing systems, not for this API), so it works without PostgreSQL and
- * shows events the ledger has not received yet.  docs/billing.md has the
- * answer's shape and the clipping rule. */
+ * Served from Redis (the ledger is for billing systems, not for this API),
+ * so it works without PostgreSQL and shows events the ledger has not
+ * received yet: the events still in the project's usage index (exact
+ * clipping), plus the hourly buckets of retired ones (billing_usage.h).
+ * docs/billing.md has the answer's shape and the clipping rule. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "billing_time.h"
 #include "billing_usage.h"
 #include "ids.h"
+#include "log.h"
 
 #define DEFAULT_RANGE_MS (30LL * 86400 * 1000)
 #define MAX_RANGE_MS (366LL * 86400 * 1000)
@@ -93,7 +95,11 @@ static int project_known(api_req *r, const char *id, project_rec *p)
         api_error(r, 503, "store_unavailable", "state store unavailable");
         return -1;
     }
-    x = store_cmd("EXISTS %s", store_key(k, sizeof(k), "usage:%s", id));
+    {
+        char kh[128];
+        x = store_cmd("EXISTS %s %s", store_key(k, sizeof(k), "usage:%s", id),
+                      store_key(kh, sizeof(kh), "usage-hours:%s", id));
+    }
     n = (x && x->type == REDIS_REPLY_INTEGER) ? x->integer : -1;
     if (x)
         freeReplyObject(x);
@@ -183,6 +189,54 @@ static void add_item(text *t, const char *ev, size_t n, double frac)
     add(t, tail, strlen(tail));
 }
 
+/* Adds the hourly buckets of retired events that overlap [from, to).
+ * -1 Redis failed. */
+static int add_buckets(const char *id, int64_t from, int64_t to, usage_totals *tot)
+{
+    int64_t h0 = from / USAGE_HOUR_MS, h1 = (to - 1) / USAGE_HOUR_MS;
+    size_t n = (size_t)(h1 - h0 + 1);
+    const char **argv;
+    char k[128], (*names)[24];
+    redisReply *x;
+    int rc = -1;
+
+    if (to <= from)
+        return 0;
+    argv = malloc(sizeof(char *) * (n + 2));
+    names = malloc(sizeof(*names) * n);
+    if (argv == NULL || names == NULL) {
+        free(argv);
+        free(names);
+        return -1;
+    }
+    argv[0] = "HMGET";
+    argv[1] = store_key(k, sizeof(k), "usage-hours:%s", id);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof(names[i]), "%lld", (long long)(h0 + (int64_t)i));
+        argv[i + 2] = names[i];
+    }
+    x = store_cmdargv((int)(n + 2), argv);
+    if (x && x->type == REDIS_REPLY_ARRAY && x->elements == n) {
+        for (size_t i = 0; i < n; i++) {
+            usage_bucket b;
+            redisReply *e = x->element[i];
+            if (e->type != REDIS_REPLY_STRING)
+                continue;
+            if (usage_bucket_parse(e->str, e->len, h0 + (int64_t)i, &b) < 0) {
+                log_error("usage-hours:%s %s: not a bucket: %.80s", id, names[i], e->str);
+                continue;
+            }
+            usage_bucket_add(tot, &b, from, to, i == 0);
+        }
+        rc = 0;
+    }
+    if (x)
+        freeReplyObject(x);
+    free(argv);
+    free(names);
+    return rc;
+}
+
 void h_usage(api_req *r, const char *id)
 {
     int64_t from, to;
@@ -236,15 +290,24 @@ void h_usage(api_req *r, const char *id)
     }
     freeReplyObject(x);
     add(&items, "]", 1);
+    if (add_buckets(id, from, to, &tot) < 0) {
+        free(items.buf);
+        return api_error(r, 503, "store_unavailable", "state store unavailable");
+    }
+    if (tot.overflow) {
+        free(items.buf);
+        return api_error(r, 500, "overflow", "a usage total exceeds 64 bits");
+    }
 
     rfc3339_format(from, tf, sizeof(tf));
     rfc3339_format(to, tt, sizeof(tt));
-    doc = json_pack("{s:s, s:s, s:s, s:I, s:I, s:{s:f, s:f, s:f, s:I, s:I, s:I}, s:o}",
+    doc = json_pack("{s:s, s:s, s:s, s:I, s:I, s:{s:f, s:f, s:f, s:I, s:I, s:I}, s:b, s:o}",
                     "project", id, "from", tf, "to", tt, "from_ms", (json_int_t)from, "to_ms",
                     (json_int_t)to, "totals", "compute_seconds", tot.compute_seconds,
                     "cu_seconds", tot.cu_seconds, "storage_byte_seconds",
                     tot.storage_byte_seconds, "bytes_in", (json_int_t)tot.bytes_in, "bytes_out",
-                    (json_int_t)tot.bytes_out, "events", (json_int_t)tot.events, "open",
+                    (json_int_t)tot.bytes_out, "events", (json_int_t)tot.events, "exact",
+                    !tot.inexact, "open",
                     open_intervals(&p));
     head = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);

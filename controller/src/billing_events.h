@@ -9,7 +9,11 @@
  *                     has committed it
  *   export:queue      sorted set, idempotency key by end_ms: the export
  *                     order (oldest first) and the export lag, cheaply
- * so a crash can never leave an event in one and not the others. */
+ * so a crash can never leave an event in one and not the others.
+ *
+ * Once exported (or, without a ledger, older than usage_retention_s) an
+ * event is retired: folded into usage-hours:<project> (hash, hour -> sums,
+ * billing_usage.h) and removed from all three, in one script. */
 #ifndef SMDB_BILLING_EVENTS_H
 #define SMDB_BILLING_EVENTS_H
 
@@ -62,7 +66,10 @@ int events_storage_sample(const char *cid, const char *project, long long bytes,
 /* A proxied session. 1 recorded, 0 already recorded (same key), -1 error. */
 int events_transfer(const transfer_rec *t);
 
-/* Removes exported events from the queue and the pending hash. 0 or -1. */
-int events_ack(const char *const *keys, int n);
+/* Retires events by idempotency key: folds each into its project's hourly
+ * buckets and removes it from the usage index, export:pending and
+ * export:queue.  *kept: events that could not be folded (out of bounds)
+ * and stay in the usage index.  0, or -1 on a Redis error. */
+int events_retire(const char *const *keys, int n, int *kept);
 
 #endif

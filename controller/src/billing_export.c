@@ -271,9 +271,13 @@ static int export_batch(void)
             goto out;
         }
     }
-    /* committed: now, and only now, the events leave the queue */
-    if (events_ack((const char *const *)keys, n) < 0)
-        goto out;
+    /* committed: now, and only now, the events leave the queue (and the
+     * usage index, for the hourly buckets) */
+    {
+        int kept;
+        if (events_retire((const char *const *)keys, n, &kept) < 0)
+            goto out;
+    }
     store_counter_incr("billing_events_exported_total", nev);
     if (nev > inserted)
         store_counter_incr("billing_export_duplicates_total", nev - inserted);
@@ -342,6 +346,49 @@ static void pause_ms(int64_t ms)
         usleep(20000);
 }
 
+/* Without a ledger: retires events older than usage_retention_s (oldest
+ * first, by end), so Redis keeps a bounded tail of per-event records and
+ * the hourly buckets.  Returns the number retired, -1 on a Redis error. */
+static int retire_expired(void)
+{
+    char kq[64], max[32];
+    redisReply *r;
+    int n = -1, kept;
+
+    snprintf(max, sizeof(max), "(%lld", (long long)(now_ms() - (int64_t)cfg->usage_retention_s * 1000));
+    {
+        const char *argv[] = {"ZRANGEBYSCORE", store_key(kq, sizeof(kq), K_QUEUE), "-inf", max,
+                              "LIMIT", "0", "1000"};
+        r = store_cmdargv(7, argv);
+    }
+    if (r && r->type == REDIS_REPLY_ARRAY) {
+        const char **keys = calloc(r->elements + 1, sizeof(char *));
+        if (keys) {
+            for (size_t i = 0; i < r->elements; i++)
+                keys[i] = r->element[i]->str;
+            if (events_retire(keys, (int)r->elements, &kept) == 0)
+                n = (int)r->elements;
+            free(keys);
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    if (n > 0)
+        store_counter_incr("billing_events_expired_total", n);
+    return n;
+}
+
+static void *retention_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stopping)) {
+        int n = retire_expired();
+        if (n < 1000)
+            pause_ms(n < 0 ? MAX_BACKOFF_MS : cfg->export_interval_ms);
+    }
+    return NULL;
+}
+
 static void *exporter_main(void *arg)
 {
     int64_t backoff = 0, last_repair = 0;
@@ -385,8 +432,9 @@ int exporter_start(const config *c)
 {
     cfg = c;
     atomic_store(&stopping, false);
-    atomic_store(&ledger_up, 0);
-    if (pthread_create(&thread, NULL, exporter_main, NULL) != 0)
+    atomic_store(&ledger_up, c->pg_conninfo[0] ? 0 : -1);
+    if (pthread_create(&thread, NULL, c->pg_conninfo[0] ? exporter_main : retention_main,
+                       NULL) != 0)
         return -1;
     return 0;
 }

@@ -14,7 +14,9 @@ void transfer_listener_stop(void);
 /* Datagrams the kernel dropped on the listener's socket; -1 unknown. */
 long long transfer_listener_drops(void);
 
-/* billing_export.c: export:queue -> PostgreSQL ledger */
+/* billing_export.c: export:queue -> PostgreSQL ledger, then the events
+ * are retired into hourly buckets; without pg_conninfo the same thread
+ * retires events older than usage_retention_s instead. */
 int exporter_start(const config *cfg);
 void exporter_stop(void);
 /* 1 the last attempt reached the ledger, 0 it failed, -1 no ledger. */

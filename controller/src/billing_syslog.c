@@ -9,8 +9,9 @@
 #define LINE_MAX_LEN 1024
 #define NFIELDS 9
 
-/* A non-negative decimal integer of at most 18 digits (fits long long). */
-static bool parse_uint(const char *s, long long *out)
+/* A non-negative decimal integer of at most 18 digits (so it cannot
+ * overflow long long) and at most max.  No sign, no spaces, no leading '+'. */
+static bool parse_uint(const char *s, long long max, long long *out)
 {
     long long v = 0;
     int n = 0;
@@ -20,8 +21,10 @@ static bool parse_uint(const char *s, long long *out)
             return false;
         v = v * 10 + (*s - '0');
     }
+    if (n == 0 || v > max)
+        return false;
     *out = v;
-    return n > 0;
+    return true;
 }
 
 /* nginx's "<seconds>.<3 digits>" ($msec, $session_time) as milliseconds. */
@@ -35,7 +38,8 @@ static bool parse_millis(const char *s, int64_t *out)
         return false;
     memcpy(secs, s, (size_t)(dot - s));
     secs[dot - s] = '\0';
-    if (!parse_uint(secs, &whole) || !parse_uint(dot + 1, &frac) || whole > 100000000000LL)
+    /* seconds up to the year 5138, well inside int64 once multiplied */
+    if (!parse_uint(secs, 100000000000LL, &whole) || !parse_uint(dot + 1, 999, &frac))
         return false;
     *out = whole * 1000 + frac;
     return true;
@@ -97,10 +101,12 @@ transfer_result transfer_parse(const char *buf, size_t len, transfer_rec *out)
         return TRANSFER_MALFORMED;
     if (split((char *)msg, f, NFIELDS) != NFIELDS || strcmp(f[0], "smdb1") != 0)
         return TRANSFER_MALFORMED;
-    if (!parse_uint(f[3], &out->pid) || !parse_uint(f[4], &out->conn) ||
+    if (!parse_uint(f[3], TRANSFER_MAX_PID, &out->pid) || out->pid == 0 ||
+        !parse_uint(f[4], TRANSFER_MAX_CONN, &out->conn) ||
         !parse_millis(f[5], &out->end_ms) || !parse_millis(f[6], &session_ms) ||
-        !parse_uint(f[7], &out->bytes_in) || !parse_uint(f[8], &out->bytes_out) ||
-        session_ms > out->end_ms)
+        !parse_uint(f[7], TRANSFER_MAX_BYTES, &out->bytes_in) ||
+        !parse_uint(f[8], TRANSFER_MAX_BYTES, &out->bytes_out) ||
+        session_ms > TRANSFER_MAX_SESSION_MS || session_ms > out->end_ms)
         return TRANSFER_MALFORMED;
     out->start_ms = out->end_ms - session_ms;
     if (strcmp(f[2], "-") != 0) {
@@ -120,4 +126,16 @@ void transfer_key(const transfer_rec *t, char *out, size_t outlen)
 {
     snprintf(out, outlen, "%s:%lld.%lld.%lld:transfer", t->project, (long long)t->end_ms,
              t->pid, t->conn);
+}
+
+transfer_result transfer_check_time(const transfer_rec *t, int64_t now)
+{
+    if (t->end_ms < now - TRANSFER_MAX_AGE_MS || t->end_ms > now + TRANSFER_MAX_SKEW_MS)
+        return TRANSFER_STALE;
+    return TRANSFER_OK;
+}
+
+void transfer_session_id(const transfer_rec *t, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%lld.%lld.%lld", t->pid, t->conn, (long long)t->start_ms);
 }

@@ -257,11 +257,17 @@ double usage_fraction(const usage_event *ev, int64_t from, int64_t to)
     return (double)(hi - lo) / (double)(ev->end_ms - ev->start_ms);
 }
 
+static void add_ll(usage_totals *t, long long *sum, long long v)
+{
+    if (__builtin_add_overflow(*sum, v, sum))
+        t->overflow = true;
+}
+
 void usage_add(usage_totals *t, const usage_event *ev, double fraction)
 {
     if (fraction <= 0.0)
         return;
-    t->events++;
+    add_ll(t, &t->events, 1);
     switch (ev->kind) {
     case EV_COMPUTE:
         t->compute_seconds += ev->seconds * fraction;
@@ -271,8 +277,93 @@ void usage_add(usage_totals *t, const usage_event *ev, double fraction)
         t->storage_byte_seconds += ev->byte_seconds * fraction;
         break;
     case EV_TRANSFER:
-        t->bytes_in += ev->bytes_in;
-        t->bytes_out += ev->bytes_out;
+        add_ll(t, &t->bytes_in, ev->bytes_in);
+        add_ll(t, &t->bytes_out, ev->bytes_out);
         break;
     }
+}
+
+/* --- hourly buckets ------------------------------------------------------ */
+
+/* A non-negative integer below 2^53 (what the Lua side can write exactly). */
+static bool bucket_int(const char **p, const char *end, long long *out)
+{
+    long long v = 0;
+    int n = 0;
+
+    while (*p < end && **p == ' ')
+        (*p)++;
+    if (*p < end && **p == '-' && *p + 1 < end && (*p)[1] == '1') {
+        /* lo/hi of a bucket without intervals: -1 */
+        *p += 2;
+        *out = -1;
+        return *p == end || **p == ' ';
+    }
+    for (; *p < end && **p >= '0' && **p <= '9'; (*p)++, n++) {
+        if (n >= 16)
+            return false;
+        v = v * 10 + (**p - '0');
+    }
+    if (n == 0 || v > (1LL << 53) || (*p < end && **p != ' '))
+        return false;
+    *out = v;
+    return true;
+}
+
+int usage_bucket_parse(const char *s, size_t len, int64_t hour, usage_bucket *out)
+{
+    const char *p = s, *end = s + len;
+    long long *ints[] = {&out->n, &out->c, &out->compute_ms, &out->cu_ms};
+    long long lo, hi;
+    char num[48], *e;
+    size_t k = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->hour = hour;
+    for (int i = 0; i < 4; i++)
+        if (!bucket_int(&p, end, ints[i]) || *ints[i] < 0)
+            return -1;
+    while (p < end && *p == ' ')
+        p++;
+    while (p < end && *p != ' ' && k + 1 < sizeof(num))
+        num[k++] = *p++;
+    num[k] = '\0';
+    out->byte_seconds = strtod(num, &e);
+    if (k == 0 || *e != '\0' || !isfinite(out->byte_seconds) || out->byte_seconds < 0)
+        return -1;
+    if (!bucket_int(&p, end, &out->bytes_in) || !bucket_int(&p, end, &out->bytes_out) ||
+        out->bytes_in < 0 || out->bytes_out < 0 || !bucket_int(&p, end, &lo) ||
+        !bucket_int(&p, end, &hi) || p != end)
+        return -1;
+    out->lo = lo;
+    out->hi = hi;
+    /* a transfer at the hour's last ms spans [end, end + 1): hi may be the
+     * next hour's start */
+    if (lo < 0 ? hi >= 0 : (lo < hour * USAGE_HOUR_MS || hi <= lo ||
+                             hi > (hour + 1) * USAGE_HOUR_MS + 1))
+        return -1;
+    return 0;
+}
+
+void usage_bucket_add(usage_totals *t, const usage_bucket *b, int64_t from, int64_t to,
+                      bool first)
+{
+    int64_t lo, hi;
+    double share;
+
+    if (b->lo < 0 || to <= from)
+        return;
+    lo = b->lo > from ? b->lo : from;
+    hi = b->hi < to ? b->hi : to;
+    if (hi <= lo)
+        return;
+    share = (lo == b->lo && hi == b->hi) ? 1.0 : (double)(hi - lo) / (double)(b->hi - b->lo);
+    if (share < 1.0)
+        t->inexact = true;
+    add_ll(t, &t->events, b->n + (first ? b->c : 0));
+    t->compute_seconds += (double)b->compute_ms / 1000.0 * share;
+    t->cu_seconds += (double)b->cu_ms / 1000.0 * share;
+    t->storage_byte_seconds += b->byte_seconds * share;
+    add_ll(t, &t->bytes_in, share == 1.0 ? b->bytes_in : (long long)((double)b->bytes_in * share + 0.5));
+    add_ll(t, &t->bytes_out, share == 1.0 ? b->bytes_out : (long long)((double)b->bytes_out * share + 0.5));
 }

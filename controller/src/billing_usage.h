@@ -14,6 +14,7 @@
 #define SMDB_BILLING_USAGE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* No event crosses a UTC midnight: the metering scripts cut every
@@ -26,6 +27,26 @@
 
 /* The first start_ms an event overlapping [from, ...) can have. */
 #define USAGE_SCAN_FROM(from) ((from) - (from) % USAGE_DAY_MS)
+
+/* Retired events (exported, or past the retention) live on as sums per
+ * UTC hour: usage-hours:<project>, field "<hour>" (start_ms / HOUR_MS),
+ * value "n c compute_ms cu_ms byte_seconds bytes_in bytes_out lo hi":
+ *   n   events that start in the hour (a transfer: that end in it)
+ *   c   events that started earlier and continue into it
+ *   compute_ms, cu_ms, byte_seconds   the hour's share of the intervals
+ *   bytes_in, bytes_out               the transfers that ended in it
+ *   lo, hi  the part of the hour that had usage, [lo, hi) in ms (a
+ *           transfer counts as [end, end + 1))
+ * Written by billing_events.c (retire_lua). */
+#define USAGE_HOUR_MS 3600000LL
+#define USAGE_HOUR_STR "3600000"
+
+typedef struct {
+    int64_t hour;                 /* start_ms / USAGE_HOUR_MS */
+    long long n, c, compute_ms, cu_ms, bytes_in, bytes_out;
+    double byte_seconds;
+    int64_t lo, hi;
+} usage_bucket;
 
 typedef enum { EV_COMPUTE, EV_STORAGE, EV_TRANSFER } usage_kind;
 
@@ -40,6 +61,8 @@ typedef struct {
     double compute_seconds, cu_seconds, storage_byte_seconds;
     long long bytes_in, bytes_out;
     long long events;
+    bool overflow;                /* a sum left int64: the totals are wrong */
+    bool inexact;                 /* a bucket had to be pro-rated (usage_bucket_add) */
 } usage_totals;
 
 /* Reads the fields of a stored event object. 0, or -1 if it is not one. */
@@ -55,7 +78,23 @@ int usage_event_scan(const char *text, size_t len, usage_event *out);
 /* The share of ev that lies in [from, to), 0..1 (0: not in the range). */
 double usage_fraction(const usage_event *ev, int64_t from, int64_t to);
 
-/* Adds `fraction` of ev to t (transfer events only ever count whole). */
+/* Adds `fraction` of ev to t (transfer events only ever count whole).
+ * Integer sums are overflow-checked (t->overflow). */
 void usage_add(usage_totals *t, const usage_event *ev, double fraction);
+
+/* Parses a bucket's value.  0, or -1 if it is not one (negative, not
+ * integers where integers belong, lo/hi outside the hour). */
+int usage_bucket_parse(const char *s, size_t len, int64_t hour, usage_bucket *out);
+
+/* Adds what of bucket b lies in [from, to) to t:
+ *   its usage span inside the range: all of it (exact);
+ *   outside: nothing;
+ *   cut by from or to: the events themselves are gone, so the bucket is
+ *   pro-rated over its span and t->inexact is set.
+ * `first`: b is the range's first hour (floor(from)): only there do the
+ * events carried in from earlier hours count (elsewhere the hour they
+ * started in, or the first hour, counted them). */
+void usage_bucket_add(usage_totals *t, const usage_bucket *b, int64_t from, int64_t to,
+                      bool first);
 
 #endif

@@ -61,6 +61,9 @@ static const opt opts[] = {
     I("export_interval_ms", export_interval_ms, 10, 3600000),
     I("storage_sample_s", storage_sample_s, 1, 86400),
     S("syslog_listen", syslog_listen),
+    S("syslog_allow_uids", syslog_allow_uids),
+    I("syslog_udp_trusted", syslog_udp_trusted, 0, 1),
+    I("usage_retention_s", usage_retention_s, 60, 400 * 86400),
 };
 
 void config_defaults(config *c)
@@ -100,6 +103,7 @@ void config_defaults(config *c)
     c->meter_interval_s = 60;
     c->export_interval_ms = 1000;
     c->storage_sample_s = 60;
+    c->usage_retention_s = 7 * 86400;
 }
 
 static char *trim(char *s)

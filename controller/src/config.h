@@ -42,7 +42,10 @@ typedef struct {
     int meter_interval_s;           /* close running intervals this often */
     int export_interval_ms;
     int storage_sample_s;
-    char syslog_listen[64];         /* host:port for nginx's access log; empty: off */
+    char syslog_listen[128];        /* unix:/path (or host:port) for nginx's access log; empty: off */
+    char syslog_allow_uids[256];    /* users who may send transfer records (plus root, ourselves) */
+    int syslog_udp_trusted;         /* 1: accept host:port (no sender authentication) */
+    int usage_retention_s;          /* no ledger: events older than this are aggregated */
 } config;
 
 void config_defaults(config *c);

@@ -30,6 +30,18 @@ LOG_FORMAT = ("$remote_addr project=$wake_project user=$wake_user "
               "id=$wake_connection_id thread=$wake_thread_id "
               "status=$status bytes=$bytes_received/$bytes_sent")
 
+# the per-session transfer records for billing (docs/billing.md), sent to
+# the controller's authenticated unix socket (syslog_listen = unix:PATH)
+BILLING_LOG_FORMAT = ("log_format smdb_billing 'smdb1 $wake_project $wake_compute $pid "
+                      "$connection $msec $session_time $bytes_received $bytes_sent';")
+
+
+def billing_log(socket_path):
+    """stream_extra lines that send the billing records to socket_path."""
+    return (f"    {BILLING_LOG_FORMAT}\n"
+            f"    access_log syslog:server=unix:{socket_path},tag=smdb,nohostname "
+            "smdb_billing;\n")
+
 NOT_WAKE = {"proxy_protocol", "workers", "extra", "stream_extra", "token"}
 
 

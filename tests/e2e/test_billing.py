@@ -93,24 +93,41 @@ def ledger(pg, project=None):
     return out
 
 
+def redis_event_count(ctl):
+    """Per-event records left in every project's usage index."""
+    return sum(int(ctl.redis.cli("ZCARD", k) or 0)
+               for k in ctl.redis.cli("--scan", "--pattern", "smdb:usage:*").split())
+
+
 def wait_exported(ctl, pg, timeout=40):
-    """Until nothing waits for the ledger and it holds exactly what Redis
-    recorded."""
+    """Until nothing waits for the ledger and every exported event has left
+    Redis' usage indexes (retired into the hourly buckets)."""
     end = time.time() + timeout
     while True:
         m = metrics(ctl)
-        if m["smdb_billing_events_waiting"] == 0:
-            keys = set(r[0] for r in pg.query("SELECT key FROM usage_ledger"))
-            redis_keys = set()
-            for k in ctl.redis.cli("--scan", "--pattern", "smdb:usage:*").split():
-                redis_keys |= {json.loads(l)["key"]
-                               for l in ctl.redis.cli("ZRANGE", k, "0", "-1").splitlines() if l}
-            if keys == redis_keys:
-                return m
+        left = redis_event_count(ctl)
+        if m["smdb_billing_events_waiting"] == 0 and left == 0:
+            return m
         if time.time() > end:
-            raise AssertionError(f"export did not finish: {m} ({len(keys)} in ledger, "
-                                 f"{len(redis_keys)} in redis)\n" + ctl.log_tail())
+            raise AssertionError(f"export did not finish: {m} ({left} events left in "
+                                 "redis)\n" + ctl.log_tail())
         time.sleep(0.1)
+
+
+def same_totals(doc, rows):
+    """The usage API's totals (a range holding every row whole) are the
+    ledger's sums: the hourly buckets lost nothing."""
+    t = doc["totals"]
+    comp = [r for r in rows if r["kind"] == "compute"]
+    assert t["events"] == len(rows), (t, len(rows))
+    assert abs(t["compute_seconds"] - sum(r["seconds"] for r in comp)) < 1e-6, t
+    assert abs(t["cu_seconds"] - sum(r["cu_seconds"] for r in comp)) < 1e-6, t
+    bs = sum(r["byte_seconds"] or 0 for r in rows if r["kind"] == "storage")
+    assert abs(t["storage_byte_seconds"] - bs) <= 1e-9 * max(1.0, bs), (t, bs)
+    tr = [r for r in rows if r["kind"] == "transfer"]
+    assert (t["bytes_in"], t["bytes_out"]) == (sum(r["bytes_in"] for r in tr),
+                                               sum(r["bytes_out"] for r in tr))
+    assert doc["exact"] is True
 
 
 def warm_template(ctl):
@@ -211,8 +228,14 @@ def test_usage_and_ledger_match_running_time_per_project(controller_factory, pg)
     wait_exported(ctl, pg)
 
     for project, other in (("alpha", "beta"), ("beta", "alpha")):
+        # exported events are gone from Redis; the API answers from the
+        # hourly buckets, the ledger has every event
+        assert redis_events(ctl, project) == []
         doc = all_usage(ctl, project, t_begin)
-        evs = [e for e in doc["intervals"] if e["kind"] == "compute"]
+        assert doc["intervals"] == []
+        rows = ledger(pg, project)
+        same_totals(doc, rows)
+        evs = [e for e in rows if e["kind"] == "compute"]
         check_windows(evs, windows[project])
         # intervals close at least every meter_interval_s (1 s) while running
         # (1 s, plus the scheduler's tick and slack for a loaded machine)
@@ -221,14 +244,9 @@ def test_usage_and_ledger_match_running_time_per_project(controller_factory, pg)
         cu = 2 if project == "beta" else 1
         assert all(e["cu"] == cu and abs(e["cu_seconds"] - cu * e["seconds"]) < 1e-6
                    for e in evs)
-        # totals are the sum of the (unclipped: all inside the range) events
         tot = doc["totals"]
-        assert abs(tot["compute_seconds"] - sum(e["seconds"] for e in evs)) < 1e-6
         assert abs(tot["cu_seconds"] - cu * tot["compute_seconds"]) < 1e-6
-        assert all(e["fraction"] == 1.0 for e in doc["intervals"])
-        # the ledger holds the same events, and only this project's
-        rows = ledger(pg, project)
-        same_events(doc["intervals"], rows)
+        # the ledger holds only this project's events
         assert not any(cids[other] in r["key"] or r["compute_id"] == cids[other] for r in rows)
         assert doc["open"] == [] or all(o["kind"] == "storage" for o in doc["open"])
 
@@ -343,8 +361,7 @@ def test_kill9_during_metering_and_export(controller_factory, pg):
 
     rows = ledger(pg, "crashy")
     assert len(rows) == len({r["key"] for r in rows})
-    api = all_usage(ctl, "crashy", windows[0][0])["intervals"]
-    same_events(api, rows)
+    same_totals(all_usage(ctl, "crashy", windows[0][0]), rows)
     check_windows(rows, windows)
     # storage: one unbroken chain of intervals from creation on
     st = sorted((r for r in rows if r["kind"] == "storage"), key=lambda r: r["start_ms"])
@@ -401,7 +418,10 @@ def test_postgres_down_then_back(controller_factory, pg):
     m = metrics(ctl)
     assert m["smdb_billing_ledger_up"] == 1 and m["smdb_billing_export_lag_seconds"] == 0
     rows = ledger(pg, "outage")
-    same_events(all_usage(ctl, "outage", t_begin)["intervals"], rows)
+    assert abs(served["totals"]["compute_seconds"] -
+               sum(r["seconds"] for r in rows if r["kind"] == "compute"
+                   and r["end_ms"] <= served["to_ms"])) < 1e-6
+    same_totals(all_usage(ctl, "outage", t_begin), rows)
     check_windows(rows, windows)
 
 
@@ -431,7 +451,7 @@ def test_postgres_hangs(controller_factory, pg):
 
     pg.resume()
     wait_exported(ctl, pg, timeout=40)
-    same_events(all_usage(ctl, "hang", t_begin)["intervals"], ledger(pg, "hang"))
+    same_totals(all_usage(ctl, "hang", t_begin), ledger(pg, "hang"))
 
 
 # --- storage -----------------------------------------------------------------
@@ -584,20 +604,77 @@ class Relay:
         self.srv.close()
 
 
-def free_udp_port():
-    for _ in range(100):
-        port = random.randint(20000, 30000)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free udp port")
+def billing_socket(procs):
+    """A path for the controller's transfer socket, in a directory the
+    nginx workers (nobody) and the forgers below can reach."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="smdb-bill-", dir="/tmp")
+    os.chmod(d, 0o755)
+    procs.cleanup_dirs.append(d)
+    return os.path.join(d, "billing.sock")
 
 
-BILLING_LOG_FORMAT = ("log_format smdb_billing 'smdb1 $wake_project $wake_compute $pid "
-                      "$connection $msec $session_time $bytes_received $bytes_sent';")
+def send_as(path, dgrams, uid=None, gid=None):
+    """Sends datagrams to the unix socket from a child process running as
+    uid/gid (None: as we are).  Returns the errno names of failed sends."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(r)
+            if gid is not None:
+                os.setgroups([])
+                os.setgid(gid)
+            if uid is not None:
+                os.setuid(uid)
+            errs = []
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                for d in dgrams:
+                    try:
+                        s.sendto(d.encode() if isinstance(d, str) else d, path)
+                    except OSError as e:
+                        errs.append(errno_name(e.errno))
+            os.write(w, json.dumps(errs).encode())
+        except BaseException:     # noqa: BLE001 - the child must never return
+            code = 1
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, "sender child failed"
+    return json.loads(out)
+
+
+def errno_name(n):
+    import errno
+    return errno.errorcode.get(n, str(n))
+
+
+def transfer_line(project, pid, conn, end_ms, session_ms, b_in, b_out, compute="-"):
+    return (f"<190>Nov 22 16:25:01 smdb: smdb1 {project} {compute} {pid} {conn} "
+            f"{end_ms // 1000}.{end_ms % 1000:03d} {session_ms // 1000}.{session_ms % 1000:03d} "
+            f"{b_in} {b_out}")
+
+
+def line_counts(ctl):
+    m = metrics(ctl)
+    return {r: m[f'smdb_billing_transfer_lines_total{{result="{r}"}}']
+            for r in ("recorded", "duplicate", "malformed", "unrouted", "stale",
+                      "unauthenticated")}
+
+
+def wait_lines(ctl, before, n, timeout=10):
+    """Until n more lines have been handled (any result); the differences."""
+    end = time.time() + timeout
+    while True:
+        now = line_counts(ctl)
+        d = {k: now[k] - before[k] for k in now}
+        if sum(d.values()) >= n:
+            return d
+        assert time.time() < end, (d, ctl.log_tail())
+        time.sleep(0.05)
 
 
 def transfer_totals(ctl, project, since):
@@ -606,14 +683,19 @@ def transfer_totals(ctl, project, since):
 
 
 def test_transfer_bytes_through_the_proxy(controller_factory, procs, run_dir, pg):
-    from nginx_fixture import MODULE_SO, start_nginx
+    """nginx's records, through the authenticated socket, bill exactly the
+    bytes the client sent and received; forged, absurd and replayed
+    records bill nothing."""
+    from nginx_fixture import MODULE_SO, billing_log, start_nginx
     if not os.path.exists(MODULE_SO):
         pytest.skip("ngx_stream_wake_module not built")
-    port = free_udp_port()
-    ctl = start_ctl(controller_factory, pg, syslog_listen=f"127.0.0.1:{port}")
-    ngx = start_nginx(procs, run_dir, ctl, cache_ttl="1s", stream_extra=(
-        f"    {BILLING_LOG_FORMAT}\n"
-        f"    access_log syslog:server=127.0.0.1:{port},tag=smdb,nohostname smdb_billing;\n"))
+    sock = billing_socket(procs)
+    # the nginx workers run as nobody (the master is root)
+    ctl = start_ctl(controller_factory, pg, syslog_listen=f"unix:{sock}",
+                    syslog_allow_uids="nobody")
+    st = os.stat(sock)
+    assert oct(st.st_mode & 0o777) == "0o660" and st.st_gid == 65534, oct(st.st_mode)
+    ngx = start_nginx(procs, run_dir, ctl, cache_ttl="1s", stream_extra=billing_log(sock))
     t_begin = now_ms()
     docs = {p: ctl.create_project(p) for p in ("xfer", "quiet")}
     relay = Relay(ngx.port)
@@ -665,31 +747,145 @@ def test_transfer_bytes_through_the_proxy(controller_factory, procs, run_dir, pg
     finally:
         relay.close()
 
-    # the same record twice (a replayed datagram) counts once; junk is dropped
-    m0 = metrics(ctl)
-    line = (f"<190>Nov 22 16:25:01 smdb: smdb1 quiet - 4242 99 {now_ms() / 1000:.3f} "
-            "1.000 1000 2000")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for dgram in (line, line, "<190>Nov 22 16:25:01 smdb: smdb1 quiet garbage",
-                      "\x00\x01binary"):
-            s.sendto(dgram.encode(), ("127.0.0.1", port))
-    end = time.time() + 10
-    while True:
-        m = metrics(ctl)
-        lines = lambda r: m[f'smdb_billing_transfer_lines_total{{result="{r}"}}'] - \
-            m0[f'smdb_billing_transfer_lines_total{{result="{r}"}}']
-        if lines("recorded") + lines("duplicate") + lines("malformed") >= 4:
-            break
-        assert time.time() < end, m
-        time.sleep(0.1)
-    assert (lines("recorded"), lines("duplicate"), lines("malformed")) == (1, 1, 2)
+    # nginx's own record of the first session, rebuilt from what it billed
+    wait_exported(ctl, pg)
+    genuine = [r for r in ledger(pg, "xfer") if r["kind"] == "transfer"]
+    assert len(genuine) == 1
+    g = genuine[0]
+    pid, conn_no = g["key"].split(":")[1].split(".")[1:3]
+    replay = transfer_line("xfer", pid, conn_no, g["end_ms"], g["end_ms"] - g["start_ms"],
+                           g["bytes_in"], g["bytes_out"], g["compute_id"] or "-")
+    now = now_ms()
+    forged = transfer_line("xfer", 4242, 1, now, 1000, 10**9, 10**9)
+    before = line_counts(ctl)
+
+    # a local process that is not nginx: not in the socket's group, it
+    # cannot even send; in the group but another uid, the kernel's
+    # credentials give it away
+    assert send_as(sock, [forged], uid=12345, gid=12345) == ["EACCES"]
+    assert send_as(sock, [forged, forged.replace("xfer", "quiet")], uid=12345, gid=65534) == []
+    d = wait_lines(ctl, before, 2)
+    assert d["unauthenticated"] == 2 and d["recorded"] == 0, d
+
+    # an allowed sender (root) with absurd values, garbage, a stale record,
+    # the genuine record replayed, and the same session altered
+    before = line_counts(ctl)
+    bad = [transfer_line("xfer", 4242, 2, now, 1000, -1, 0),
+           transfer_line("xfer", 4242, 3, now, 1000, 2**40 + 1, 0),
+           transfer_line("xfer", 4242, 4, now, 1000, 0, 2**63),
+           transfer_line("xfer", 4242, 5, now, 1000, 10**20, 0),
+           transfer_line("xfer", 4242, 6, now, 1000, "1e9", 0),
+           transfer_line("xfer", 0, 7, now, 1000, 1, 1),
+           "<190>Nov 22 16:25:01 smdb: smdb1 quiet garbage",
+           "\x00\x01binary"]
+    stale = [transfer_line("xfer", 4242, 8, now - 2 * 3600_000, 1000, 5, 5)]
+    again = [replay, replay.replace(f" {g['bytes_in']} ", " 999999999 ")]
+    assert send_as(sock, bad + stale + again) == []
+    d = wait_lines(ctl, before, len(bad) + len(stale) + len(again))
+    assert (d["malformed"], d["stale"], d["duplicate"], d["recorded"]) == \
+        (len(bad), 1, 2, 0), d
+    assert transfer_totals(ctl, "xfer", t_begin) == (b_in, b_out)
+    assert transfer_totals(ctl, "quiet", t_begin) == (q_in, q_out)
+
+    # a genuine new record from an allowed sender bills once, even sent twice
+    before = line_counts(ctl)
+    fresh = transfer_line("quiet", 4242, 99, now_ms(), 1000, 1000, 2000)
+    assert send_as(sock, [fresh, fresh]) == []
+    d = wait_lines(ctl, before, 2)
+    assert (d["recorded"], d["duplicate"]) == (1, 1), d
     assert transfer_totals(ctl, "quiet", t_begin) == (q_in + 1000, q_out + 2000)
 
-    # and the ledger has every transfer once, per project
+    # and the ledger has every transfer once, per project, the API the same sums
     wait_exported(ctl, pg)
     for p in ("xfer", "quiet"):
         rows = [r for r in ledger(pg, p) if r["kind"] == "transfer"]
-        api = [e for e in all_usage(ctl, p, t_begin)["intervals"] if e["kind"] == "transfer"]
-        same_events(api, rows)
         assert (sum(r["bytes_in"] for r in rows), sum(r["bytes_out"] for r in rows)) == \
             transfer_totals(ctl, p, t_begin)
+
+
+def test_udp_listener_is_opt_in(controller_factory):
+    """host:port carries no sender identity: refused unless declared trusted."""
+    ctl = controller_factory(syslog_listen="127.0.0.1:18514")
+    with pytest.raises(RuntimeError):
+        ctl.start()
+    assert "syslog_udp_trusted" in ctl.log_tail()
+
+
+# --- bounded history ------------------------------------------------------
+
+HOUR = 3600_000
+
+
+def preload_events(redis, project, base_hour_ms):
+    """Compute, storage and transfer events of one project over three hours
+    (some crossing an hour), written the way the controller writes them."""
+    import subprocess
+    evs = []
+    cid = f"{project}-0a0a0a"
+    for i in range(12):                               # 12 x 20 min of compute at 2 cu
+        s = base_hour_ms + i * 900_000 + 7
+        e = s + 1_200_000 if i % 3 == 0 else s + 600_000
+        evs.append({"key": f"{cid}:{s}:compute", "kind": "compute", "project": project,
+                    "compute_id": cid, "start_ms": s, "end_ms": e, "seconds": (e - s) / 1000,
+                    "cu": 2, "cu_seconds": 2 * (e - s) / 1000})
+    s, e = base_hour_ms + 1234, base_hour_ms + 2 * HOUR + 999
+    evs.append({"key": f"{cid}:{s}:storage", "kind": "storage", "project": project,
+                "compute_id": cid, "start_ms": s, "end_ms": e, "seconds": (e - s) / 1000,
+                "bytes": 123456789, "byte_seconds": 123456789 * (e - s) / 1000})
+    for i in range(30):
+        e = base_hour_ms + i * 333_333
+        evs.append({"key": f"{project}:{e}.77.{i}:transfer", "kind": "transfer",
+                    "project": project, "compute_id": None, "start_ms": e - 10, "end_ms": e,
+                    "seconds": 0.01, "bytes_in": 1000 + i, "bytes_out": 5000 + i})
+    cmds = []
+    for ev in evs:
+        j = json.dumps(ev, separators=(",", ":"))
+        score = ev["end_ms"] if ev["kind"] == "transfer" else ev["start_ms"]
+        cmds += [resp("ZADD", f"smdb:usage:{project}", score, j),
+                 resp("HSET", "smdb:export:pending", ev["key"], j),
+                 resp("ZADD", "smdb:export:queue", ev["end_ms"], ev["key"])]
+    r = subprocess.run(["redis-cli", "-p", str(redis.port), "--pipe"], input=b"".join(cmds),
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0 and b"errors: 0" in r.stdout, r.stdout
+    return evs
+
+
+def test_history_is_retired_into_hourly_buckets(controller_factory):
+    """Without a ledger, events older than usage_retention_s leave Redis'
+    per-event records; the usage API returns the same totals for every
+    range whose ends are whole hours or outside the activity, and says so
+    when a range cuts an aggregated hour."""
+    base = (now_ms() // HOUR - 30 * 24) * HOUR        # 30 days ago, on the hour
+    ctl = start_ctl(controller_factory, usage_retention_s=400 * 86400)
+    evs = preload_events(ctl.redis, "hist", base)
+    ranges = [(base - HOUR, base + 4 * HOUR), (base, base + HOUR),
+              (base + HOUR, base + 2 * HOUR), (base + HOUR, base + 3 * HOUR),
+              (base - 86400_000, now_ms() + 60_000)]
+    before = [usage(ctl, "hist", rfc3339(a), rfc3339(b), detail="0") for a, b in ranges]
+    assert before[0]["totals"]["events"] == len(evs) and before[0]["exact"]
+    assert before[0]["totals"]["bytes_in"] == sum(1000 + i for i in range(30))
+    ctl.stop()
+
+    ctl.opts["usage_retention_s"] = "86400"
+    ctl.start()
+    end = time.time() + 30
+    while redis_events(ctl, "hist"):
+        assert time.time() < end, ctl.log_tail()
+        time.sleep(0.1)
+    assert int(ctl.redis.cli("HLEN", "smdb:export:pending")) == 0
+    assert int(ctl.redis.cli("HLEN", "smdb:usage-hours:hist")) == 3
+    assert metrics(ctl)["smdb_billing_events_expired_total"] == len(evs)
+    for (a, b), old in zip(ranges, before):
+        new = usage(ctl, "hist", rfc3339(a), rfc3339(b), detail="0")
+        assert new["exact"] is True
+        for k in ("events", "bytes_in", "bytes_out"):
+            assert new["totals"][k] == old["totals"][k], (a, b, k, new, old)
+        for k in ("compute_seconds", "cu_seconds", "storage_byte_seconds"):
+            assert abs(new["totals"][k] - old["totals"][k]) <= \
+                1e-9 * max(1.0, old["totals"][k]), (a, b, k, new, old)
+    # a range that cuts an aggregated hour is pro-rated, and marked
+    cut = usage(ctl, "hist", rfc3339(base + HOUR // 2), rfc3339(base + 4 * HOUR))
+    assert cut["exact"] is False
+    assert 0 < cut["totals"]["compute_seconds"] < before[0]["totals"]["compute_seconds"]
+    # a project known only by its history is still queryable
+    assert usage(ctl, "hist", detail="0")["totals"]["events"] == len(evs)

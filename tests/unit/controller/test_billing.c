@@ -164,6 +164,19 @@ static void syslog_malformed(void **st)
         "smdb1 shop shop-0a1b2c 4242 17 1732292701.123 2.500 1234 -1",
         "smdb1 shop shop-0a1b2c 4242 17 1732292701.123 2.500 1234 567890\n\nextra",
         "GET / HTTP/1.1",
+        /* out of bounds: more than 1 TiB, int64 overflow, signs, pid 0 */
+        "smdb1 shop shop-0a1b2c 4242 17 1732292701.123 2.500 1099511627777 0",
+        "smdb1 shop shop-0a1b2c 4242 17 1732292701.123 2.500 0 1099511627777",
+        "smdb1 shop shop-0a1b2c 4242 17 1732292701.123 2.500 9223372036854775808 0",
+        "smdb1 shop shop-0a1b2c 4242 17 1732292701.123 2.500 99999999999999999999 0",
+        "smdb1 shop shop-0a1b2c 4242 17 1732292701.123 2.500 +5 0",
+        "smdb1 shop shop-0a1b2c 4242 17 1732292701.123 2.500 5 0x10",
+        "smdb1 shop shop-0a1b2c 4242 17 1732292701.123 2.500 5 1e9",
+        "smdb1 shop shop-0a1b2c 0 17 1732292701.123 2.500 5 5",
+        "smdb1 shop shop-0a1b2c 4194305 17 1732292701.123 2.500 5 5",
+        "smdb1 shop shop-0a1b2c 4242 17 1732292701.123 31622400.001 5 5",   /* > 366 days */
+        "smdb1 shop shop-0a1b2c 4242 17 100000000001.000 0.000 5 5",         /* year 5138+ */
+        "smdb1 shop shop-0a1b2c 4242 17 1732292701.-12 2.500 5 5",
     };
     transfer_rec r;
     char big[3000];
@@ -389,6 +402,122 @@ static void usage_scan_agrees_with_jansson(void **st)
     }
 }
 
+static void syslog_bounds_and_identity(void **st)
+{
+    transfer_rec r, r2;
+    char a[80], b[80];
+    const int64_t end = 1732292701123LL;
+
+    (void)st;
+    /* the largest values accepted */
+    assert_int_equal(transfer_parse("smdb1 shop - 4194304 9007199254740992 1732292701.123 "
+                                    "31622400.000 1099511627776 1099511627776",
+                                    strlen("smdb1 shop - 4194304 9007199254740992 1732292701.123 "
+                                           "31622400.000 1099511627776 1099511627776"), &r),
+                     TRANSFER_OK);
+    assert_int_equal(r.bytes_in, TRANSFER_MAX_BYTES);
+    assert_int_equal(r.start_ms, end - TRANSFER_MAX_SESSION_MS);
+    /* the clock window: a replay from more than an hour ago, a line from the future */
+    assert_int_equal(parse(LINE, &r), TRANSFER_OK);
+    assert_int_equal(transfer_check_time(&r, end), TRANSFER_OK);
+    assert_int_equal(transfer_check_time(&r, end + TRANSFER_MAX_AGE_MS), TRANSFER_OK);
+    assert_int_equal(transfer_check_time(&r, end + TRANSFER_MAX_AGE_MS + 1), TRANSFER_STALE);
+    assert_int_equal(transfer_check_time(&r, end - TRANSFER_MAX_SKEW_MS), TRANSFER_OK);
+    assert_int_equal(transfer_check_time(&r, end - TRANSFER_MAX_SKEW_MS - 1), TRANSFER_STALE);
+    assert_true(TRANSFER_DEDUPE_TTL_MS > TRANSFER_MAX_AGE_MS + TRANSFER_MAX_SKEW_MS);
+    /* the session id ignores what a forger would change: project, bytes */
+    assert_int_equal(parse("smdb1 other - 4242 17 1732292701.123 2.500 1 1", &r2), TRANSFER_OK);
+    transfer_session_id(&r, a, sizeof(a));
+    transfer_session_id(&r2, b, sizeof(b));
+    assert_string_equal(a, "4242.17.1732292698623");
+    assert_string_equal(a, b);
+}
+
+/* --- hourly buckets ------------------------------------------------------ */
+
+static usage_bucket bucket(const char *s, int64_t hour)
+{
+    usage_bucket b;
+
+    if (usage_bucket_parse(s, strlen(s), hour, &b) != 0)
+        fail_msg("refused bucket \"%s\"", s);
+    return b;
+}
+
+static void usage_buckets(void **st)
+{
+    const int64_t H = USAGE_HOUR_MS, h = 480000;   /* some hour in 2024 */
+    char txt[200];
+    usage_totals t = {0};
+    usage_bucket b;
+    static const char *const bad[] = {
+        "", "1 0 0 0 0 0 0", "1 0 0 0 0 0 0 -1 -1 9", "-2 0 0 0 0 0 0 -1 -1",
+        "1 0 0 0 -5 0 0 -1 -1", "1 0 0 0 nan 0 0 -1 -1", "1 0 0 0 inf 0 0 -1 -1",
+        "1 0 0 0 0 9007199254740993 0 -1 -1", "1 0 0 0 0 0 0 5 -1", "x 0 0 0 0 0 0 -1 -1",
+        "1 0 0 0 0 0 0 1 2",                                      /* span outside the hour */
+        "1 0 0 0 0 0 0 1728000000000 1728000000000",              /* empty span */
+        "1.5 0 0 0 0 0 0 -1 -1",
+    };
+
+    (void)st;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (usage_bucket_parse(bad[i], strlen(bad[i]), h, &b) == 0)
+            fail_msg("accepted bucket \"%s\"", bad[i]);
+
+    /* 10 min of compute at 2 cu from :10, 20 min at 1e9 bytes, 2 transfers */
+    snprintf(txt, sizeof(txt), "3 1 600000 1200000 1200000000000 100 200 %lld %lld",
+             (long long)(h * H + 600000), (long long)(h * H + 1800000));
+    b = bucket(txt, h);
+    /* the whole hour, and any range around the span: everything, exact */
+    usage_bucket_add(&t, &b, h * H, (h + 1) * H, true);
+    assert_int_equal(t.events, 4);
+    assert_true(t.compute_seconds == 600.0 && t.cu_seconds == 1200.0);
+    assert_true(t.storage_byte_seconds == 1200000000000.0);
+    assert_int_equal(t.bytes_in, 100);
+    assert_false(t.inexact);
+    memset(&t, 0, sizeof(t));
+    usage_bucket_add(&t, &b, h * H + 600000, h * H + 1800000, false);
+    assert_int_equal(t.events, 3);            /* not the first hour: carried not counted */
+    assert_false(t.inexact);
+    /* outside the span: nothing, exact */
+    memset(&t, 0, sizeof(t));
+    usage_bucket_add(&t, &b, h * H + 1800000, (h + 1) * H, true);
+    usage_bucket_add(&t, &b, h * H, h * H + 600000, false);
+    assert_int_equal(t.events, 0);
+    assert_true(t.compute_seconds == 0.0 && !t.inexact);
+    /* cut through the span: pro-rated, and said so */
+    memset(&t, 0, sizeof(t));
+    usage_bucket_add(&t, &b, h * H + 1200000, (h + 1) * H, true);
+    assert_true(t.inexact);
+    assert_true(t.compute_seconds == 300.0);
+    assert_int_equal(t.bytes_in, 50);
+    /* a bucket without intervals */
+    memset(&t, 0, sizeof(t));
+    b = bucket("0 0 0 0 0 0 0 -1 -1", h);
+    usage_bucket_add(&t, &b, 0, INT64_MAX / 2, true);
+    assert_int_equal(t.events, 0);
+    /* a transfer at the hour's last ms spans into the next hour's first */
+    snprintf(txt, sizeof(txt), "1 0 0 0 0 7 9 %lld %lld", (long long)((h + 1) * H - 1),
+             (long long)((h + 1) * H));
+    b = bucket(txt, h);
+    usage_bucket_add(&t, &b, h * H, (h + 1) * H, true);
+    assert_int_equal(t.bytes_out, 9);
+    assert_false(t.inexact);
+}
+
+static void usage_sums_are_overflow_checked(void **st)
+{
+    usage_totals t = {0};
+    usage_event e = {.kind = EV_TRANSFER, .start_ms = 1, .end_ms = 2,
+                     .bytes_in = INT64_MAX, .bytes_out = 1};
+
+    (void)st;
+    usage_add(&t, &e, 1.0);
+    assert_false(t.overflow);
+    usage_add(&t, &e, 1.0);
+    assert_true(t.overflow);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +526,8 @@ int main(void)
         cmocka_unit_test(syslog_malformed),    cmocka_unit_test(usage_clipping),
         cmocka_unit_test(usage_split_sums_to_whole), cmocka_unit_test(usage_scan_window),
         cmocka_unit_test(usage_from_json),     cmocka_unit_test(usage_scan_agrees_with_jansson),
+        cmocka_unit_test(syslog_bounds_and_identity), cmocka_unit_test(usage_buckets),
+        cmocka_unit_test(usage_sums_are_overflow_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
