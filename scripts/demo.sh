@@ -78,7 +78,6 @@ REDIS_PORT=$(free_port 16379)
 CTL_PORT=$(free_port 18480)
 PG_PORT=$(free_port 15432)
 PROXY_PORT=$(free_port 13306)
-SYSLOG_PORT=$(free_port 18514)
 API_TOKEN=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 WAKE_TOKEN=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 # sockets (short paths), PostgreSQL data and the computes' data: computes
@@ -105,8 +104,15 @@ if [ -n "$PGBIN" ] && id postgres >/dev/null 2>&1; then
   mkdir -p "$PGDATA_DIR"
   chown postgres "$PGDATA_DIR" "$SOCK_DIR"
   chmod 755 "$SOCK_DIR"
-  runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA_DIR/data" -U postgres -A trust \
-    > "$RUN/pg-initdb.log" 2>&1
+  # password authentication, never trust: any local user could otherwise
+  # rewrite the billing ledger
+  PG_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  ( umask 077; echo "$PG_PASSWORD" > "$SOCK_DIR/pg.pw" )
+  chown postgres "$SOCK_DIR/pg.pw"
+  runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA_DIR/data" -U postgres \
+    --auth=scram-sha-256 --pwfile="$SOCK_DIR/pg.pw" > "$RUN/pg-initdb.log" 2>&1
+  rm -f "$SOCK_DIR/pg.pw"
+  export PGPASSWORD="$PG_PASSWORD"
   runuser -u postgres -- "$PGBIN/postgres" -D "$PGDATA_DIR/data" -p "$PG_PORT" \
     -c listen_addresses=127.0.0.1 -c unix_socket_directories="$SOCK_DIR" \
     > "$RUN/pg.log" 2>&1 &
@@ -119,7 +125,8 @@ if [ -n "$PGBIN" ] && id postgres >/dev/null 2>&1; then
   done
   runuser -u postgres -- "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc 'CREATE DATABASE smdb' \
     >/dev/null
-  PG_CONNINFO="host=127.0.0.1 port=$PG_PORT dbname=smdb user=postgres connect_timeout=3"
+  PG_CONNINFO="host=127.0.0.1 port=$PG_PORT dbname=smdb user=postgres password=$PG_PASSWORD connect_timeout=3"
+  unset PGPASSWORD
 fi
 
 # --- controller ----------------------------------------------------------------
@@ -141,7 +148,10 @@ freeze_after_s = 30
 CONF
 [ -f "$BUILD/wake_activity.so" ] && echo "activity_plugin = $BUILD/wake_activity.so" >> "$RUN/controller.conf"
 [ -n "$PG_CONNINFO" ] && echo "pg_conninfo = $PG_CONNINFO" >> "$RUN/controller.conf"
-echo "syslog_listen = 127.0.0.1:$SYSLOG_PORT" >> "$RUN/controller.conf"
+# nginx's transfer records, over a unix socket only nginx's workers
+# (nobody) and root may send to
+{ echo "syslog_listen = unix:$SOCK_DIR/billing.sock"; echo "syslog_allow_uids = nobody"; } \
+  >> "$RUN/controller.conf"
 "$BUILD/smdb-controller" --config "$RUN/controller.conf" > "$RUN/controller.log" 2>&1 &
 track $!
 wait_port "$CTL_PORT"
@@ -153,7 +163,7 @@ sed -e "s|@MODULE@|$BUILD/ngx_stream_wake_module.so|g" \
     -e "s|@CONTROLLER@|127.0.0.1:$CTL_PORT|g" \
     -e "s|@WAKE_TOKEN@|$WAKE_TOKEN|g" \
     -e "s|@LISTEN@|127.0.0.1:$PROXY_PORT|g" \
-    -e "s|@SYSLOG@|127.0.0.1:$SYSLOG_PORT|g" \
+    -e "s|@SYSLOG@|$SOCK_DIR/billing.sock|g" \
     -e "s|@RUN_DIR@|$RUN/nginx|g" \
     "$ROOT/config/nginx.conf" > "$RUN/nginx/nginx.conf"
 nginx -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -g 'daemon off;' > "$RUN/nginx.log" 2>&1 &

@@ -43,13 +43,17 @@ static const char storage_lua[] =
     "redis.call('HSET', KEYS[1], 'storage_since_ms', stop, 'storage_bytes', bytes)\n"
     "return n\n";
 
-/* KEYS: usage zset, pending hash, queue zset, session marker
+/* KEYS: usage zset, pending hash, queue zset, session marker, project
  * ARGV: key, end_ms, event, marker TTL (ms).
+ * A project that does not exist gets nothing (-2): the proxy logs every
+ * session, also a handshake naming a random project, and an
+ * unauthenticated client must create no state (DESIGN.md §4).
  * The marker (SET NX) remembers the session, whatever the line claimed
  * about project and bytes, for longer than a line is accepted at all
  * (TRANSFER_MAX_AGE_MS): a replayed or altered copy bills nothing, even
  * after the first one has been exported and pruned. */
 static const char transfer_lua[] =
+    "if redis.call('EXISTS', KEYS[5]) == 0 then return -2 end\n"
     "if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[4]) then return 0 end\n"
     "if redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3]) == 0 then return 0 end\n"
     "redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])\n"
@@ -203,7 +207,7 @@ int events_storage_sample(const char *cid, const char *project, long long bytes,
 
 int events_transfer(const transfer_rec *t)
 {
-    char ku[128], kp[64], kq[64], ks[128], sid[80], key[256], end[24], ttl[24];
+    char ku[128], kp[64], kq[64], ks[128], kj[128], sid[80], key[256], end[24], ttl[24];
     json_t *ev;
     char *js;
     int rc;
@@ -226,9 +230,10 @@ int events_transfer(const transfer_rec *t)
         const char *keys[] = {store_key(ku, sizeof(ku), "usage:%s", t->project),
                               store_key(kp, sizeof(kp), K_PENDING),
                               store_key(kq, sizeof(kq), K_QUEUE),
-                              store_key(ks, sizeof(ks), "transfer-seen:%s", sid)};
+                              store_key(ks, sizeof(ks), "transfer-seen:%s", sid),
+                              store_key(kj, sizeof(kj), "project:%s", t->project)};
         const char *args[] = {key, end, js, ttl};
-        rc = (int)int_reply(eval(transfer_lua, 4, keys, 4, args));
+        rc = (int)int_reply(eval(transfer_lua, 5, keys, 4, args));
     }
     free(js);
     return rc;

@@ -230,6 +230,7 @@ static void handle(const char *dgram, size_t len)
         switch (events_transfer(&t)) {
         case 1: counter = "billing_transfer_recorded_total"; break;
         case 0: counter = "billing_transfer_duplicate_total"; break;
+        case -2: counter = "billing_transfer_unrouted_total"; break;   /* no such project */
         default:
             counter = "billing_transfer_lost_total";
             log_error("syslog: could not record a transfer of %s", t.project);

@@ -11,8 +11,8 @@ client still gets in.  A wake is not activity: a wrong-password flood does
 not advance the compute's last activity, nor keep it from suspending.
 """
 import hashlib
+import os
 import random
-import socket
 import string
 import struct
 import threading
@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import mysql
-from nginx_fixture import parse_err, raw_connect, read_packet, start_nginx
+from nginx_fixture import billing_log, parse_err, raw_connect, read_packet, start_nginx
 from pg_fixture import start_postgres
 
 PREFIX = "smdb:"
@@ -145,24 +145,6 @@ def assert_served(ngx, workers, project):
     c.close()
 
 
-# the transfer line of config/nginx.conf
-BILLING_LOG_FORMAT = ("log_format smdb_billing 'smdb1 $wake_project "
-                      "$wake_compute $pid $connection $msec $session_time "
-                      "$bytes_received $bytes_sent';")
-
-
-def free_udp_port():
-    for _ in range(100):
-        port = random.randint(20000, 30000)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free UDP port")
-
-
 @pytest.fixture
 def pg(procs, run_dir):
     p = start_postgres(procs, run_dir)
@@ -173,12 +155,7 @@ def pg(procs, run_dir):
 
 # --- the floods ---------------------------------------------------------
 
-@pytest.mark.parametrize("transfer_log", [
-    False,
-    pytest.param(True, marks=pytest.mark.xfail(
-        strict=False, reason="the controller's transfer listener records "
-        "usage events for unknown projects (usage:<name> per handshake)")),
-], ids=["plain", "transfer-log"])
+@pytest.mark.parametrize("transfer_log", [False, True], ids=["plain", "transfer-log"])
 def test_unknown_projects_leave_no_state(controller_factory, pg, procs,
                                          run_dir, transfer_log):
     """1,000 handshakes naming projects that do not exist: ERR 1049 each,
@@ -187,11 +164,10 @@ def test_unknown_projects_leave_no_state(controller_factory, pg, procs,
     config/nginx.conf does (the unknown projects' lines included)."""
     opts, extra = {}, ""
     if transfer_log:
-        port = free_udp_port()
-        opts["syslog_listen"] = f"127.0.0.1:{port}"
-        extra = (f"    {BILLING_LOG_FORMAT}\n"
-                 f"    access_log syslog:server=127.0.0.1:{port},tag=smdb,"
-                 f"nohostname smdb_billing;\n")
+        sock = os.path.join(run_dir, "billing.sock")
+        opts["syslog_listen"] = f"unix:{sock}"
+        opts["syslog_allow_uids"] = "nobody"     # nginx's workers
+        extra = billing_log(sock)
     ctl = controller_factory(pg_conninfo=pg.conninfo, meter_interval_s=1,
                              export_interval_ms=100, **opts).start()
     ngx = start_nginx(procs, run_dir, ctl, stream_extra=extra)
@@ -278,7 +254,6 @@ def wait_suspended(controller, project, deadline):
     return controller.compute(project)
 
 
-@pytest.mark.xfail(strict=False, reason="needs wake-is-not-activity change")
 def test_wrong_password_flood_is_not_activity(controller_factory, procs,
                                               run_dir):
     """While wrong passwords hammer a running compute, its last activity
