@@ -156,6 +156,24 @@ CONF
 track $!
 wait_port "$CTL_PORT"
 
+# --- TLS: a local CA and a certificate for the demo's address ------------------
+# (MariaDB 11.4+ clients use TLS by default and verify the certificate; with
+# --ssl-ca the 10.11 client verifies it too)
+mkdir -p "$RUN/tls"
+( umask 077
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=smdb demo CA" \
+    -keyout "$RUN/tls/ca.key" -out "$RUN/tls/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+    > "$RUN/tls/openssl.log" 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$RUN/tls/server.key" -out "$RUN/tls/server.csr" >> "$RUN/tls/openssl.log" 2>&1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.db.localhost\nextendedKeyUsage=serverAuth\n' \
+    > "$RUN/tls/server.ext"
+  openssl x509 -req -in "$RUN/tls/server.csr" -CA "$RUN/tls/ca.pem" -CAkey "$RUN/tls/ca.key" \
+    -CAcreateserial -days 30 -extfile "$RUN/tls/server.ext" -out "$RUN/tls/server.pem" \
+    >> "$RUN/tls/openssl.log" 2>&1 )
+chmod 644 "$RUN/tls/ca.pem"
+
 # --- nginx with the wake module ---------------------------------------------------
 mkdir -p "$RUN/nginx/logs"
 ( umask 077; : > "$RUN/nginx/nginx.conf" )   # holds the wake token
@@ -165,6 +183,8 @@ sed -e "s|@MODULE@|$BUILD/ngx_stream_wake_module.so|g" \
     -e "s|@LISTEN@|127.0.0.1:$PROXY_PORT|g" \
     -e "s|@SYSLOG@|$SOCK_DIR/billing.sock|g" \
     -e "s|@RUN_DIR@|$RUN/nginx|g" \
+    -e "s|@SSL_CERT@|$RUN/tls/server.pem|g" \
+    -e "s|@SSL_KEY@|$RUN/tls/server.key|g" \
     "$ROOT/config/nginx.conf" > "$RUN/nginx/nginx.conf"
 nginx -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -g 'daemon off;' > "$RUN/nginx.log" 2>&1 &
 track $!
@@ -183,9 +203,10 @@ say "Serverless MariaDB demo is running (logs and data in $RUN)."
 say ""
 say "The project 'demo' is suspended; connecting wakes it:"
 say ""
-say "    mariadb -h 127.0.0.1 -P $PROXY_PORT -u admin -p'$PASSWORD' demo"
+say "    mariadb -h 127.0.0.1 -P $PROXY_PORT --ssl-ca=$RUN/tls/ca.pem --ssl-verify-server-cert -u admin -p'$PASSWORD' demo"
 say ""
-say "(route by database name, as above, or by user prefix: -u demo.admin)"
+say "(TLS, verified against the demo's CA; route by database name, as above, or by"
+say " user prefix: -u demo.admin; plain-text clients (--skip-ssl) work too)"
 say "Controller API:  export SMDB_URL=$SMDB_URL SMDB_API_TOKEN=$API_TOKEN"
 say "                 $BUILD/smdbctl project show demo"
 say "                 $BUILD/smdbctl usage demo"
@@ -193,9 +214,20 @@ say "Metrics:         curl -H 'Authorization: Bearer $API_TOKEN' $SMDB_URL/metri
 say "The compute freezes after 30 s idle and stops after 120 s. Ctrl-C stops everything."
 
 if [ $CHECK -eq 1 ]; then
-  out=$(mariadb -h 127.0.0.1 -P "$PROXY_PORT" -u admin -p"$PASSWORD" demo -N -e 'SELECT 40 + 2')
+  # the command printed above
+  out=$(mariadb -h 127.0.0.1 -P "$PROXY_PORT" --ssl-ca="$RUN/tls/ca.pem" --ssl-verify-server-cert \
+        -u admin -p"$PASSWORD" demo -N -e "SELECT 40 + 2")
   [ "$out" = "42" ] || { say "demo check: unexpected answer '$out'"; exit 1; }
-  say "demo check: connected through nginx to the woken compute: SELECT 40 + 2 = $out"
+  # verification is real: another CA is refused
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=other CA" \
+    -keyout "$RUN/tls/other.key" -out "$RUN/tls/other.pem" >> "$RUN/tls/openssl.log" 2>&1
+  if mariadb -h 127.0.0.1 -P "$PROXY_PORT" --ssl-ca="$RUN/tls/other.pem" --ssl-verify-server-cert \
+       -u admin -p"$PASSWORD" demo -N -e "SELECT 1" > "$RUN/tls/wrong-ca.log" 2>&1; then
+    say "demo check: a client trusting another CA connected"; exit 1
+  fi
+  say "demo check: connected through nginx (TLS verified) to the woken compute: SELECT 40 + 2 = 42"
+  plain=$(mariadb -h 127.0.0.1 -P "$PROXY_PORT" --skip-ssl -u admin -p"$PASSWORD" demo -N -e 'SELECT 6 * 7')
+  [ "$plain" = "42" ] || { say "demo check: plain-text client failed: '$plain'"; exit 1; }
   exit 0
 fi
 wait
