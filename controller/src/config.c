@@ -57,6 +57,12 @@ static const opt opts[] = {
     I("export_interval_ms", export_interval_ms, 10, 3600000),
     I("storage_sample_s", storage_sample_s, 1, 86400),
     S("syslog_listen", syslog_listen),
+    I("api_threads", api_threads, 1, 64),
+    I("api_workers", api_workers, 1, 1024),
+    I("api_queue", api_queue, 1, 1000000),
+    I("api_max_connections", api_max_connections, 16, 1000000),
+    I("api_per_ip_connections", api_per_ip_connections, 0, 1000000),
+    I("api_idle_timeout_s", api_idle_timeout_s, 1, 3600),
 };
 
 void config_defaults(config *c)
@@ -90,6 +96,12 @@ void config_defaults(config *c)
     c->meter_interval_s = 60;
     c->export_interval_ms = 1000;
     c->storage_sample_s = 60;
+    c->api_threads = 4;
+    c->api_workers = 16;
+    c->api_queue = 1024;
+    c->api_max_connections = 4096;
+    c->api_per_ip_connections = 256;
+    c->api_idle_timeout_s = 10;
 }
 
 static char *trim(char *s)

@@ -39,6 +39,13 @@ typedef struct {
     int export_interval_ms;
     int storage_sample_s;
     char syslog_listen[64];         /* host:port for nginx's access log; empty: off */
+    /* HTTP API under load (docs/api-server.md) */
+    int api_threads;                /* epoll threads answering requests */
+    int api_workers;                /* threads for slow requests (wake of a stopped compute...) */
+    int api_queue;                  /* slow requests waiting for a worker; beyond: 503 */
+    int api_max_connections;        /* open connections; capped by the open-file limit */
+    int api_per_ip_connections;     /* per non-loopback peer address; 0: no limit */
+    int api_idle_timeout_s;         /* closes a connection that sends nothing this long */
 } config;
 
 void config_defaults(config *c);
