@@ -22,6 +22,7 @@
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int max_open;          /* limit in force */
 static int per_ip;            /* 0: none */
+static bool exempt_loopback;
 static int open_now;
 static long long refused;
 static time_t refused_logged;
@@ -152,6 +153,7 @@ int api_conn_init(const config *cfg, unsigned *mhd_limit)
                  "(raise the hard limit, e.g. LimitNOFILE=)",
                  cfg->api_max_connections, max_open, (unsigned long long)nofile);
     per_ip = cfg->api_per_ip_connections;
+    exempt_loopback = cfg->api_per_ip_exempt_loopback != 0;
     open_now = 0;
     refused = 0;
     /* the accept policy runs before MHD counts a connection: with N threads
@@ -168,16 +170,16 @@ void api_conn_free(void)
     pthread_mutex_unlock(&mu);
 }
 
-/* Host-order IPv4 address of a remote peer; false for loopback and for
- * families we do not limit per address. */
-static bool remote_ipv4(const struct sockaddr *addr, socklen_t len, uint32_t *out)
+/* Host-order IPv4 address of a peer limited per address; false for exempt
+ * loopback peers and for families we do not limit per address. */
+static bool limited_ipv4(const struct sockaddr *addr, socklen_t len, uint32_t *out)
 {
     const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
 
     if (addr == NULL || addr->sa_family != AF_INET || len < (socklen_t)sizeof(*in))
         return false;
     *out = ntohl(in->sin_addr.s_addr);
-    return (*out >> 24) != 127;
+    return !exempt_loopback || (*out >> 24) != 127;
 }
 
 static void note_refusal(const char *why)
@@ -202,7 +204,7 @@ enum MHD_Result api_conn_accept(void *cls, const struct sockaddr *addr, socklen_
     if (open_now >= max_open) {
         note_refusal("api_max_connections reached");
         ok = MHD_NO;
-    } else if (per_ip > 0 && remote_ipv4(addr, len, &ip) && ip_table_count(&ips, ip) >= per_ip) {
+    } else if (per_ip > 0 && limited_ipv4(addr, len, &ip) && ip_table_count(&ips, ip) >= per_ip) {
         note_refusal("api_per_ip_connections reached by a peer");
         ok = MHD_NO;
     }
@@ -222,7 +224,7 @@ void api_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
         open_now++;
         ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         /* remember the counted address: the table must get back what it got */
-        if (per_ip > 0 && ci && remote_ipv4(ci->client_addr, sizeof(struct sockaddr_in), &ip) &&
+        if (per_ip > 0 && ci && limited_ipv4(ci->client_addr, sizeof(struct sockaddr_in), &ip) &&
             ip_table_add(&ips, ip) == 0)
             *socket_ctx = (void *)((uintptr_t)ip | (uintptr_t)1 << 32);
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {

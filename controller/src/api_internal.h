@@ -20,8 +20,9 @@
 int api_conn_init(const config *cfg, unsigned *mhd_limit);
 void api_conn_free(void);
 /* MHD_OPTION_ACCEPT_POLICY: refuses (closes at once) a connection over the
- * global or the per-address limit.  Loopback peers have no per-address limit:
- * the co-located proxy and every compute's plugin share 127.0.0.1. */
+ * global or the per-address limit.  Loopback peers have no per-address limit
+ * unless api_per_ip_exempt_loopback = 0: the co-located proxy and every
+ * compute's plugin share 127.0.0.1, and limiting it starves them first. */
 enum MHD_Result api_conn_accept(void *cls, const struct sockaddr *addr, socklen_t len);
 /* MHD_OPTION_NOTIFY_CONNECTION: counts open connections. */
 void api_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,

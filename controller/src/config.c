@@ -62,6 +62,7 @@ static const opt opts[] = {
     I("api_queue", api_queue, 1, 1000000),
     I("api_max_connections", api_max_connections, 16, 1000000),
     I("api_per_ip_connections", api_per_ip_connections, 0, 1000000),
+    I("api_per_ip_exempt_loopback", api_per_ip_exempt_loopback, 0, 1),
     I("api_idle_timeout_s", api_idle_timeout_s, 1, 3600),
 };
 
@@ -101,6 +102,7 @@ void config_defaults(config *c)
     c->api_queue = 1024;
     c->api_max_connections = 4096;
     c->api_per_ip_connections = 256;
+    c->api_per_ip_exempt_loopback = 1;
     c->api_idle_timeout_s = 10;
 }
 

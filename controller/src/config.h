@@ -44,7 +44,8 @@ typedef struct {
     int api_workers;                /* threads for slow requests (wake of a stopped compute...) */
     int api_queue;                  /* slow requests waiting for a worker; beyond: 503 */
     int api_max_connections;        /* open connections; capped by the open-file limit */
-    int api_per_ip_connections;     /* per non-loopback peer address; 0: no limit */
+    int api_per_ip_connections;     /* per peer address; 0: no limit */
+    int api_per_ip_exempt_loopback; /* 1: 127.0.0.0/8 peers have no per-address limit */
     int api_idle_timeout_s;         /* closes a connection that sends nothing this long */
 } config;
 
