@@ -16,8 +16,9 @@
 #include "log.h"
 
 /* fds the controller needs besides API connections: a Redis connection per
- * thread, PostgreSQL, the syslog socket, pipes to starting servers, logs */
-#define FD_RESERVE 256
+ * thread (plus one per API thread and worker), PostgreSQL, the syslog
+ * socket, pipes to starting servers, logs */
+#define FD_RESERVE_BASE 256
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int max_open;          /* limit in force */
@@ -121,10 +122,9 @@ void ip_table_del(ip_table *t, uint32_t addr)
 
 /* Raises the soft open-file limit to what the connection limit needs, no
  * further: mariadbd children inherit it and size their file table by it. */
-static rlim_t raise_nofile(int want_conns)
+static rlim_t raise_nofile(rlim_t want)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)want_conns + FD_RESERVE;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return 1024;
@@ -140,27 +140,44 @@ static rlim_t raise_nofile(int want_conns)
     return rl.rlim_cur == RLIM_INFINITY ? want : rl.rlim_cur;
 }
 
+/* MHD's own limit stays this far above ours.  It splits its limit evenly
+ * between the epoll threads, and one that reaches its share stops accepting;
+ * once all have, connections wait in the kernel backlog instead of being
+ * refused.  The accept policy also runs before MHD counts a connection, so
+ * threads accepting at once can take our count a few over. */
+static int slack(int n)
+{
+    return n / 8 + 32;
+}
+
 int api_conn_init(const config *cfg, unsigned *mhd_limit)
 {
-    rlim_t nofile = raise_nofile(cfg->api_max_connections);
-    long long cap = (long long)nofile - FD_RESERVE;
+    int want = cfg->api_max_connections;
+    int reserve = FD_RESERVE_BASE + cfg->api_threads + cfg->api_workers;
+    rlim_t nofile = raise_nofile((rlim_t)want + (rlim_t)slack(want) + (rlim_t)reserve);
+    long long cap = (long long)nofile - reserve;
 
-    if (cap < 16)
-        cap = 16;
-    max_open = cfg->api_max_connections < cap ? cfg->api_max_connections : (int)cap;
-    if (max_open < cfg->api_max_connections)
+    if (want + slack(want) <= cap) {
+        max_open = want;
+        *mhd_limit = (unsigned)(want + slack(want));
+    } else {
+        /* the open-file limit decides: MHD may use every fd we can spare */
+        if (cap < 48)
+            cap = 48;
+        max_open = (int)(cap - slack((int)cap));
+        if (max_open < 16)
+            max_open = 16;
+        *mhd_limit = (unsigned)cap;
         log_warn("api_max_connections %d lowered to %d: the open-file limit is %llu "
                  "(raise the hard limit, e.g. LimitNOFILE=)",
-                 cfg->api_max_connections, max_open, (unsigned long long)nofile);
+                 want, max_open, (unsigned long long)nofile);
+    }
     per_ip = cfg->api_per_ip_connections;
     exempt_loopback = cfg->api_per_ip_exempt_loopback != 0;
     open_now = 0;
     refused = 0;
-    /* the accept policy runs before MHD counts a connection: with N threads
-     * accepting at once the count can run N over, hence the slack */
-    *mhd_limit = (unsigned)(cap > max_open + 64 ? max_open + 64 : cap);
     ip_table_free(&ips);
-    return ip_table_init(&ips, (size_t)max_open + 64) < 0 ? -1 : max_open;
+    return ip_table_init(&ips, (size_t)*mhd_limit) < 0 ? -1 : max_open;
 }
 
 void api_conn_free(void)

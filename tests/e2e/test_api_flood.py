@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import PLUGIN_SO
+from conftest import CONTROLLER_BIN, PLUGIN_SO
 
 HALF_HEADER = b"GET /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthoriz"
 
@@ -238,6 +238,40 @@ def test_connections_beyond_the_limit_are_refused(controller_factory):
     st, doc, _ = wake(controller, "lim")
     assert st == 200, (st, doc)
     assert "refusing connections (api_max_connections reached" in controller.log_tail(20000)
+    st, text = controller.request("GET", "/metrics")
+    refused = [l for l in text.splitlines() if l.startswith("smdb_api_connections_refused_total ")]
+    assert float(refused[0].split()[1]) >= 2 * limit - 10, refused
+
+
+def test_open_file_limit_raised_and_connection_limit_capped(controller_factory):
+    """The soft RLIMIT_NOFILE is raised to the hard limit when the connection
+    limit needs it, and the connection limit is lowered below it."""
+    controller = controller_factory()
+    controller.write_conf()
+    controller.proc = controller.procs.start(
+        "controller", [CONTROLLER_BIN, "--config", controller.conf],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (300, 1000)))
+    def healthy():
+        assert controller.proc.poll() is None, controller.log_tail()
+        try:
+            return request(controller, "GET", "/healthz", controller.token, timeout=2)[0] == 200
+        except (http.client.HTTPException, OSError):
+            return False
+    wait_for(healthy, what="the controller to start")
+    with open(f"/proc/{controller.proc.pid}/limits") as f:
+        line = [l for l in f if l.startswith("Max open files")][0]
+    assert line.split()[3:5] == ["1000", "1000"], line
+    # 1000 less the reserve (256 + 4 threads + 16 workers) = 724 fds for
+    # connections, less MHD's margin above our limit (724 / 8 + 32)
+    assert "api_max_connections 4096 lowered to 602" in controller.log_tail(20000)
+    socks = hold(controller.port, 900)
+    try:
+        time.sleep(1.0)
+        alive = sum(is_open(s) for s in socks)
+        assert 592 <= alive <= 610, alive
+        assert controller.proc.poll() is None
+    finally:
+        close_all(socks)
 
 
 def test_per_address_limit(controller_factory):
