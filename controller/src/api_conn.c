@@ -1,5 +1,5 @@
 /* Who may hold an API connection: a global limit below the open-file limit
- * and a per-address limit for remote peers.  MHD's own limits would queue
+ * and a per-address limit (loopback exempt by default).  MHD's own limits would queue
  * connections in the kernel's backlog once full (it stops accepting), so a
  * flood would keep legitimate clients waiting until the flood times out;
  * refusing at accept closes the excess at once and keeps the backlog moving. */
