@@ -1,5 +1,8 @@
-/* The REST API (libmicrohttpd, one thread per connection, so a wake may
- * block its own request while others go on). */
+/* The REST API (libmicrohttpd on a few epoll threads).  Fast requests are
+ * answered on those threads; the router hands slow ones (a wake that must
+ * start a compute, create, suspend, resume, delete) to a worker pool with
+ * the connection suspended, so a flood of idle sockets or of slow requests
+ * does not hold up activity reports and wakes of running computes. */
 #ifndef SMDB_API_H
 #define SMDB_API_H
 
@@ -10,10 +13,14 @@
 #include "config.h"
 #include "lifecycle.h"
 
-typedef struct {
-    struct MHD_Connection *conn;
+typedef struct api_req api_req;
+typedef void (*api_handler)(api_req *r, const char *id);
+
+struct api_req {
+    struct MHD_Connection *conn;  /* NULL on a worker: use api_query/api_bearer */
     const char *method;
     const char *url;
+    char path[512];           /* copy of the url after /api/v1/, split in place */
     const char *segs[8];      /* path segments after /api/v1 */
     int nsegs;
     const char *body;
@@ -25,9 +32,16 @@ typedef struct {
     const char *hdr_names[6];
     char hdr_values[6][128];
     int nhdrs;
-} api_req;
+    /* set by the router: run this on a worker (api.c) */
+    api_handler slow;
+    const char *slow_id;
+    char *args;               /* worker: query arguments, "k\0v\0...\0" */
+    char *auth;               /* worker: the Authorization header */
+};
 
 struct MHD_Daemon *api_start(const config *cfg);
+/* Stops accepting, finishes the slow requests in progress, stops. */
+void api_stop(struct MHD_Daemon *d);
 
 /* helpers for handlers */
 void api_json(api_req *r, int status, json_t *doc);          /* steals doc */

@@ -64,6 +64,13 @@ static const opt opts[] = {
     S("syslog_allow_uids", syslog_allow_uids),
     I("syslog_udp_trusted", syslog_udp_trusted, 0, 1),
     I("usage_retention_s", usage_retention_s, 60, 400 * 86400),
+    I("api_threads", api_threads, 1, 64),
+    I("api_workers", api_workers, 1, 1024),
+    I("api_queue", api_queue, 1, 1000000),
+    I("api_max_connections", api_max_connections, 16, 1000000),
+    I("api_per_ip_connections", api_per_ip_connections, 0, 1000000),
+    I("api_per_ip_exempt_loopback", api_per_ip_exempt_loopback, 0, 1),
+    I("api_idle_timeout_s", api_idle_timeout_s, 1, 3600),
 };
 
 void config_defaults(config *c)
@@ -104,6 +111,13 @@ void config_defaults(config *c)
     c->export_interval_ms = 1000;
     c->storage_sample_s = 60;
     c->usage_retention_s = 7 * 86400;
+    c->api_threads = 4;
+    c->api_workers = 16;
+    c->api_queue = 1024;
+    c->api_max_connections = 4096;
+    c->api_per_ip_connections = 256;
+    c->api_per_ip_exempt_loopback = 1;
+    c->api_idle_timeout_s = 10;
 }
 
 static char *trim(char *s)

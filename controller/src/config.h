@@ -46,6 +46,14 @@ typedef struct {
     char syslog_allow_uids[256];    /* users who may send transfer records (plus root, ourselves) */
     int syslog_udp_trusted;         /* 1: accept host:port (no sender authentication) */
     int usage_retention_s;          /* no ledger: events older than this are aggregated */
+    /* HTTP API under load (docs/api-server.md) */
+    int api_threads;                /* epoll threads answering requests */
+    int api_workers;                /* threads for slow requests (wake of a stopped compute...) */
+    int api_queue;                  /* slow requests waiting for a worker; beyond: 503 */
+    int api_max_connections;        /* open connections; capped by the open-file limit */
+    int api_per_ip_connections;     /* per peer address; 0: no limit */
+    int api_per_ip_exempt_loopback; /* 1: 127.0.0.0/8 peers have no per-address limit */
+    int api_idle_timeout_s;         /* closes a connection that sends nothing this long */
 } config;
 
 void config_defaults(config *c);

@@ -133,7 +133,7 @@ int main(int argc, char **argv)
     while (!quit)
         pause();
     log_info("stopping; computes keep running and will be adopted");
-    MHD_stop_daemon(d);
+    api_stop(d);
     scheduler_stop();
     billing_stop();
     return 0;

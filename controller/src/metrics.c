@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_internal.h"
 #include "ids.h"
 #include "metrics.h"
 
@@ -158,6 +159,16 @@ void h_metrics(api_req *r)
     }
     freeReplyObject(h);
     histogram(&b, "smdb_wake_duration_seconds", "wake_ms", "Time to answer a wake.");
+    /* this process's API server, not shared through Redis */
+    sb_printf(&b, "# HELP smdb_api_connections Open API connections.\n"
+                  "# TYPE smdb_api_connections gauge\nsmdb_api_connections %d\n"
+                  "# HELP smdb_api_connections_refused_total Connections closed at accept "
+                  "(connection limits).\n"
+                  "# TYPE smdb_api_connections_refused_total counter\n"
+                  "smdb_api_connections_refused_total %lld\n"
+                  "# HELP smdb_api_slow_queued Slow requests waiting for a worker.\n"
+                  "# TYPE smdb_api_slow_queued gauge\nsmdb_api_slow_queued %d\n",
+              api_conn_open(), api_conn_refused(), api_work_queued());
     metrics_billing(&b.buf, &b.len, &b.cap);
     r->status = 200;
     r->out = b.buf;
