@@ -46,6 +46,10 @@ def main():
         cid, port = doc["compute_id"], doc["compute"]["port"]
         user, pw = doc["admin_user"], doc["admin_password"]
         mycnf = os.path.join(ctl.data_dir, cid, "my.cnf")
+        # the compute's own uid (it owns its datadir): the bare start runs as
+        # it too, like the controller's, so both start the same server
+        uid = os.stat(os.path.join(ctl.data_dir, cid, "data")).st_uid
+        as_compute = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         a, b, c = [], [], []
         for _ in range(RUNS):
             # (a) stopped -> wake -> SELECT 1
@@ -60,7 +64,7 @@ def main():
             st, _ = ctl.post(f"/api/v1/compute/{cid}/suspend", {"mode": "stop"})
             assert st == 200
             t0 = time.monotonic()
-            proc = subprocess.Popen(["/usr/sbin/mariadbd", f"--defaults-file={mycnf}"],
+            proc = subprocess.Popen(as_compute + ["/usr/sbin/mariadbd", f"--defaults-file={mycnf}"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 select1(port, user, pw, retry_until=time.monotonic() + 30)
