@@ -277,9 +277,17 @@ static redisReply *run(const char *cmd, size_t len, const char *what, int64_t wi
 
     for (int attempt = 0;; attempt++) {
         r = send_once(cmd, len, attempt > 0);
+        if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) == 0 &&
+            window_ms > 0) {
+            /* a restarted Redis reading its AOF: refused, not run; wait */
+            freeReplyObject(r);
+            r = NULL;
+        }
         if (r != NULL) {
             if (r->type == REDIS_REPLY_ERROR)
                 log_warn("redis %s: %s", what, r->str);
+            else if (attempt > 0 && window_ms > 0)
+                log_info("redis %s: answered at attempt %d", what, attempt + 1);
             return r;
         }
         if (attempt == 0 && window_ms == 0 && replay_safe(cmd, len))

@@ -209,6 +209,8 @@ class Redis:
         self.admin_password = os.urandom(16).hex()
         self.password_file = os.path.join(self.dir, "controller.password")
         self.aclfile = os.path.join(self.dir, "users.acl")
+        # "always" for tests that kill -9 Redis and count on every answered write
+        self.appendfsync = "everysec"
         self.write_password(self.password)
         with open(ACL_TEMPLATE) as f:
             acl = f.read()
@@ -229,7 +231,7 @@ class Redis:
         """Starts (or restarts: same port, same AOF directory) the server."""
         self.proc = self.procs.start("redis", [
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", self.dir, "--appendonly", "yes", "--appendfsync", "everysec",
+            "--dir", self.dir, "--appendonly", "yes", "--appendfsync", self.appendfsync,
             "--save", "", "--daemonize", "no", "--protected-mode", "yes",
             "--aclfile", self.aclfile])
         wait_port(self.port)
@@ -237,6 +239,10 @@ class Redis:
 
     def stop(self):
         Procs.stop_pid(self.proc.pid)
+
+    def kill9(self):
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
     def cli_argv(self, *args):
         return ["redis-cli", "-p", str(self.port), "--user", self.ADMIN,
