@@ -756,7 +756,7 @@ static void reconcile_one(compute_rec *c)
 {
     char err[512];
     proc_status st = c->pid > 0 ? be->status(c) : PROC_DEAD;
-    op_error e;
+    op_error e = {0};
 
     switch (c->state) {
     case ST_CREATING: {
