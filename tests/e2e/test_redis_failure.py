@@ -200,7 +200,9 @@ def test_redis_stalled_longer_than_timeout_during_transitions(controller_factory
     ctl = controller_factory(redis_timeout_ms=400, wake_timeout_ms=6000).start()
     doc = ctl.create_project("stall")
     cid = doc["compute_id"]
-    for i, delay in enumerate([0.0, 0.05, 0.15, 0.3]):
+    # a fixed delay, or (None) the moment the compute is seen in the middle
+    # state, so that the stall hits the transition that ends it
+    for delay in [0.0, 0.05, None, 0.15, None, 0.3]:
         for op in ("wake", "suspend"):
             comp = ctl.compute("stall")
             if op == "wake" and comp["state"] != "suspended":
@@ -219,7 +221,13 @@ def test_redis_stalled_longer_than_timeout_during_transitions(controller_factory
                                         {"mode": "stop", "drain": False}, timeout=90)
             t = threading.Thread(target=call)
             t.start()
-            time.sleep(delay)
+            if delay is None:
+                middle = "resuming" if op == "wake" else "suspending"
+                end = time.time() + 10
+                while redis.cli("HGET", f"smdb:compute:{cid}", "state") != middle:
+                    assert time.time() < end, f"never saw {middle}"
+            else:
+                time.sleep(delay)
             os.kill(redis.proc.pid, signal.SIGSTOP)
             try:
                 time.sleep(1.5)          # well past redis_timeout_ms
