@@ -33,7 +33,7 @@ static pthread_once_t key_once = PTHREAD_ONCE_INIT;
  * storage sampler.  Deleting a compute also closes its storage interval.
  *
  * A reply lost to a timeout or a dropped connection makes the caller send
- * the same transition again (store_cmd_outcome): each carries a random
+ * the same transition again (for OUTCOME_WINDOW_MS): each carries a random
  * operation id, and the script remembers the ids of the last OPS_KEPT
  * transitions it applied (field `ops`, "id=previous-state ..."), so the
  * second copy answers "applied" instead of being refused (the state moved)
