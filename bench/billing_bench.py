@@ -81,7 +81,7 @@ def project_events(project, first_day, days, rng, heavy=False):
 def load(redis, projects, first_day, days, seed):
     """Writes projects and events with redis-cli --pipe; returns the count."""
     rng = random.Random(seed)
-    p = subprocess.Popen(["redis-cli", "-p", str(redis.port), "--pipe"], stdin=subprocess.PIPE,
+    p = subprocess.Popen(redis.cli_argv("--pipe"), stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     n = 0
     buf = []

@@ -88,9 +88,17 @@ chmod 711 "$SOCK_DIR"
 echo "$SOCK_DIR" > "$RUN/shared"
 
 # --- redis -----------------------------------------------------------------
+# With authentication: the shipped ACL (config/redis-users.acl), the
+# controller's password generated into a 0600 file and only its SHA-256 in
+# the ACL file, so it appears on no command line.
 mkdir -p "$RUN/redis"
+REDIS_PASSWORD_FILE="$RUN/redis/controller.password"
+( umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$REDIS_PASSWORD_FILE" )
+REDIS_HASH=$(tr -d '\n' < "$REDIS_PASSWORD_FILE" | sha256sum | cut -d' ' -f1)
+( umask 077; sed "s|>CHANGE-ME|#$REDIS_HASH|" "$ROOT/config/redis-users.acl" > "$RUN/redis/users.acl" )
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN/redis" \
-  --appendonly yes --save "" --daemonize no > "$RUN/redis.log" 2>&1 &
+  --appendonly yes --save "" --daemonize no --aclfile "$RUN/redis/users.acl" \
+  > "$RUN/redis.log" 2>&1 &
 track $!
 wait_port "$REDIS_PORT"
 
@@ -136,6 +144,8 @@ fi
 cat > "$RUN/controller.conf" <<CONF
 listen = 127.0.0.1:$CTL_PORT
 redis = 127.0.0.1:$REDIS_PORT
+redis_user = smdb
+redis_password_file = $REDIS_PASSWORD_FILE
 api_token = $API_TOKEN
 wake_token = $WAKE_TOKEN
 data_dir = $SOCK_DIR/computes

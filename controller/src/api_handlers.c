@@ -9,6 +9,10 @@
 
 static const config *cfg;
 
+/* Every handler starts from this error, so a path that fails without
+ * filling its error still answers something true (the store failed). */
+#define OP_ERROR_INIT {503, "store_unavailable", "state store unavailable"}
+
 void handlers_init(const config *c)
 {
     cfg = c;
@@ -145,8 +149,15 @@ static void created(api_req *r, const project_spec *s, const create_result *res)
     project_rec p;
     json_t *j;
 
-    if (store_project_get(s->id, &p) != 0)
-        return api_error(r, 500, "internal", "project vanished");
+    int rc = store_project_get(s->id, &p);
+
+    /* the compute exists and runs: say so even if the record cannot be read */
+    if (rc != 0)
+        return api_json(r, rc < 0 ? 201 : 500,
+                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", s->id, "compute_id",
+                                  res->compute_id, "admin_user", res->admin_user,
+                                  "admin_password", res->admin_password, "warning",
+                                  rc < 0 ? "state store unavailable" : "project vanished"));
     j = project_json(&p);
     json_object_set_new(j, "admin_user", json_string(res->admin_user));
     json_object_set_new(j, "admin_password", json_string(res->admin_password));
@@ -158,7 +169,7 @@ void h_projects_create(api_req *r)
     json_t *doc = api_body_object(r);
     project_spec s;
     create_result res;
-    op_error e;
+    op_error e = OP_ERROR_INIT;
 
     if (doc == NULL)
         return;
@@ -178,7 +189,7 @@ void h_project_compute_create(api_req *r, const char *id)
     project_spec s;
     project_rec p;
     create_result res;
-    op_error e;
+    op_error e = OP_ERROR_INIT;
 
     if (lifecycle_load_project(id, &p, &e) < 0)
         return api_op_error(r, &e);
@@ -214,7 +225,7 @@ void h_projects_list(api_req *r)
 void h_project_get(api_req *r, const char *id)
 {
     project_rec p;
-    op_error e;
+    op_error e = OP_ERROR_INIT;
 
     if (lifecycle_load_project(id, &p, &e) < 0)
         return api_op_error(r, &e);
@@ -223,7 +234,7 @@ void h_project_get(api_req *r, const char *id)
 
 void h_project_delete(api_req *r, const char *id)
 {
-    op_error e;
+    op_error e = OP_ERROR_INIT;
 
     if (lifecycle_delete_project(id, &e) < 0)
         return api_op_error(r, &e);
@@ -233,7 +244,7 @@ void h_project_delete(api_req *r, const char *id)
 void h_compute_get(api_req *r, const char *id)
 {
     compute_rec c;
-    op_error e;
+    op_error e = OP_ERROR_INIT;
 
     if (lifecycle_load(id, &c, &e) < 0)
         return api_op_error(r, &e);
@@ -242,7 +253,7 @@ void h_compute_get(api_req *r, const char *id)
 
 void h_compute_delete(api_req *r, const char *id)
 {
-    op_error e;
+    op_error e = OP_ERROR_INIT;
 
     if (lifecycle_delete_compute(id, &e) < 0)
         return api_op_error(r, &e);
@@ -256,7 +267,8 @@ void h_compute_suspend(api_req *r, const char *id)
     suspend_kind kind = SUSPEND_AFTER_TTL;
     json_t *doc = NULL, *m;
     compute_rec c;
-    op_error e;
+    op_error e = OP_ERROR_INIT;
+    int rc;
 
     if (!compute_id_valid(id))
         return api_error(r, 400, "invalid_compute_id", "invalid compute id");
@@ -291,23 +303,26 @@ void h_compute_suspend(api_req *r, const char *id)
     }
     if (lifecycle_suspend(id, mode, kind, 0, &e) < 0)
         return api_op_error(r, &e);
-    if (store_compute_get(id, &c) != 0)
-        return api_error(r, 500, "internal", "compute vanished");
+    if ((rc = store_compute_get(id, &c)) != 0)
+        return api_error(r, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "unknown_compute",
+                         rc < 0 ? "state store unavailable" : "compute vanished");
     api_json(r, 200, compute_json(&c));
 }
 
 void h_compute_resume(api_req *r, const char *id)
 {
     wake_result w;
-    op_error e;
+    op_error e = OP_ERROR_INIT;
     compute_rec c;
+    int rc;
 
     if (!compute_id_valid(id))
         return api_error(r, 400, "invalid_compute_id", "invalid compute id");
     if (lifecycle_resume(id, &w, &e) < 0)
         return api_op_error(r, &e);
-    if (store_compute_get(id, &c) != 0)
-        return api_error(r, 500, "internal", "compute vanished");
+    if ((rc = store_compute_get(id, &c)) != 0)
+        return api_error(r, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "unknown_compute",
+                         rc < 0 ? "state store unavailable" : "compute vanished");
     api_json(r, 200, compute_json(&c));
 }
 
@@ -315,7 +330,7 @@ void h_wake(api_req *r)
 {
     const char *project = api_query(r, "endpointish");
     wake_result w;
-    op_error e;
+    op_error e = OP_ERROR_INIT;
 
     if (project == NULL) {
         e = (op_error){400, "invalid_project_id", "endpointish is required"};

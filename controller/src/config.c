@@ -28,6 +28,9 @@ static const opt opts[] = {
     HP("listen", listen_host, listen_port),
     HP("redis", redis_host, redis_port),
     S("redis_prefix", redis_prefix),
+    S("redis_user", redis_user),
+    S("redis_password_file", redis_password_file),
+    I("redis_timeout_ms", redis_timeout_ms, 100, 600000),
     S("api_token", api_token),
     S("wake_token", wake_token),
     S("backend", backend),
@@ -83,6 +86,7 @@ void config_defaults(config *c)
     strcpy(c->redis_host, "127.0.0.1");
     c->redis_port = 6379;
     strcpy(c->redis_prefix, "smdb:");
+    c->redis_timeout_ms = 5000;
     strcpy(c->backend, "process");
     strcpy(c->data_dir, "/var/lib/smdb");
     strcpy(c->compute_host, "127.0.0.1");
@@ -290,6 +294,11 @@ int config_validate(const config *c, char *err, size_t errlen)
         }
     if (strcmp(c->backend, "process") != 0) {
         snprintf(err, errlen, "backend \"%s\" is not available (only \"process\")", c->backend);
+        return -1;
+    }
+    if (c->redis_password_file[0] && access(c->redis_password_file, R_OK) != 0) {
+        snprintf(err, errlen, "redis_password_file %s: %s", c->redis_password_file,
+                 strerror(errno));
         return -1;
     }
     if (c->data_dir[0] != '/') {

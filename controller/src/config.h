@@ -11,6 +11,9 @@ typedef struct {
     char redis_host[128];
     int redis_port;
     char redis_prefix[32];          /* prefix of every key, see docs/redis-keys.md */
+    char redis_user[64];            /* ACL user; empty: "default" */
+    char redis_password_file[256];  /* its password (first line); else SMDB_REDIS_PASSWORD */
+    int redis_timeout_ms;           /* connect and reply timeout */
     char api_token[256];
     char wake_token[256];
     char backend[32];               /* "process" */

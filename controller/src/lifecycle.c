@@ -61,6 +61,55 @@ static void set_err(op_error *e, int status, const char *code, const char *fmt, 
     va_end(ap);
 }
 
+/* What a failed store call tells the caller: the outcome is unknown. */
+static void store_err(op_error *e)
+{
+    set_err(e, 503, "store_unavailable", "state store unavailable");
+}
+
+/* The computes an actor of this process is moving through a transitional
+ * state (creating: by project id), counted, so that supervision can tell an
+ * orphan (a transition applied after its actor gave up on Redis) from work
+ * in progress.  A full table only delays healing to the age bound. */
+#define MAX_HELD 256
+static struct {
+    char id[96];
+    int n;
+} held[MAX_HELD];
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void hold(const char *id, int delta)
+{
+    int slot = -1;
+
+    pthread_mutex_lock(&held_mu);
+    for (int i = 0; i < MAX_HELD; i++) {
+        if (held[i].n > 0 && strcmp(held[i].id, id) == 0) {
+            held[i].n += delta;
+            slot = -2;
+            break;
+        }
+        if (held[i].n == 0 && slot == -1)
+            slot = i;
+    }
+    if (delta > 0 && slot >= 0) {
+        snprintf(held[slot].id, sizeof(held[slot].id), "%s", id);
+        held[slot].n = delta;
+    }
+    pthread_mutex_unlock(&held_mu);
+}
+
+static bool is_held(const char *id)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&held_mu);
+    for (int i = 0; i < MAX_HELD && !found; i++)
+        found = held[i].n > 0 && strcmp(held[i].id, id) == 0;
+    pthread_mutex_unlock(&held_mu);
+    return found;
+}
+
 int lifecycle_load(const char *cid, compute_rec *c, op_error *e)
 {
     int rc;
@@ -144,6 +193,22 @@ void lifecycle_touch(const char *cid)
     store_compute_set(cid, kv, 2);
 }
 
+/* The final resuming -> running; a failure leaves its error in e (the server
+ * runs: supervision adopts it if the store took the move after all). */
+static int resumed(const compute_rec *c, const char **kv, int nkv, op_error *e)
+{
+    int rc = move(c, "resuming", ST_RUNNING, METER_KEEP, kv, nkv);
+
+    if (rc == 1)
+        return 0;
+    if (rc < 0)
+        set_err(e, 503, "store_unavailable",
+                "state store unavailable: compute %s not marked running", c->id);
+    else
+        set_err(e, 409, "busy", "compute %s changed state while resuming", c->id);
+    return -1;
+}
+
 /* The caller holds the compute in `resuming`.  Thaws or starts it and moves
  * it to running; on failure back to suspended (stopped), so a later wake
  * tries again. */
@@ -158,7 +223,7 @@ static int do_resume(compute_rec *c, const char **cold, op_error *e)
             const char *kv[] = {"mode", "", "error", ""};
             *cold = "thawed";
             store_counter_incr("thaws_total", 1);
-            return move(c, "resuming", ST_RUNNING, METER_KEEP, kv, 4) == 1 ? 0 : -1;
+            return resumed(c, kv, 4, e);
         }
         log_warn("compute %s: thaw failed (%s), restarting it", c->id, err);
         be->stop(c, err, sizeof(err));
@@ -166,14 +231,14 @@ static int do_resume(compute_rec *c, const char **cold, op_error *e)
         /* already serving (e.g. adopted half-way through a resume) */
         const char *kv[] = {"mode", "", "error", ""};
         *cold = "running";
-        return move(c, "resuming", ST_RUNNING, METER_KEEP, kv, 4) == 1 ? 0 : -1;
+        return resumed(c, kv, 4, e);
     }
     if (be->start(c, &id, spawned, err, sizeof(err)) == 0) {
         ident_strings(&id, pid, start);
         const char *kv[] = {"pid", pid, "pid_start", start, "mode", "", "error", ""};
         *cold = "started";
         store_counter_incr("starts_total", 1);
-        return move(c, "resuming", ST_RUNNING, METER_KEEP, kv, 8) == 1 ? 0 : -1;
+        return resumed(c, kv, 8, e);
     }
     log_error("compute %s: start failed: %s", c->id, err);
     store_counter_incr("start_failures_total", 1);
@@ -222,13 +287,18 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
         case ST_SUSPENDED:
         case ST_FAILED: {
             const char *kv[] = {"wake_requested_ms", ""};
+            /* only the actor holds the compute, not the waiters */
+            hold(cid, 1);
             if (move(&c, c.state == ST_FAILED ? "failed" : "suspended", ST_RESUMING,
                      METER_OPEN, kv, 2) == 1) {
                 c.state = ST_RESUMING;
-                if (do_resume(&c, &cold, e) < 0)
+                rc = do_resume(&c, &cold, e);
+                hold(cid, -1);
+                if (rc < 0)
                     return -1;
                 continue;
             }
+            hold(cid, -1);
             break;
         }
         case ST_SUSPENDING: {
@@ -330,19 +400,9 @@ static int create_compute_record(const project_spec *spec, bool attach, compute_
                 cfg->compute_port_min, cfg->compute_port_max);
         return -1;
     }
-    if (rc < 0) {
-        set_err(e, 503, "store_unavailable", "state store unavailable");
-        return -1;
-    }
-    {
-        char k[64];
-        redisReply *r = store_cmd("HSET %s %s %s", store_key(k, sizeof(k), "tokens"),
-                                  c->token_hash, c->id);
-        if (r)
-            freeReplyObject(r);
-    }
-    if (store_compute_get(c->id, c) != 0) {
-        set_err(e, 503, "store_unavailable", "state store unavailable");
+    if (rc < 0 || store_compute_get(c->id, c) != 0) {
+        /* supervision fails a record left in `creating` */
+        store_err(e);
         return -1;
     }
     return 0;
@@ -398,7 +458,8 @@ static int grant_owner(const compute_rec *c, const char *user, const char *passw
     return 0;
 }
 
-int lifecycle_create(const project_spec *spec, bool attach, create_result *out, op_error *e)
+static int create_compute(const project_spec *spec, bool attach, create_result *out,
+                          op_error *e)
 {
     compute_rec c;
     char token[65], err[512] = "", pid[16], start[24];
@@ -421,8 +482,10 @@ int lifecycle_create(const project_spec *spec, bool attach, create_result *out, 
     ident_strings(&id, pid, start);
     {
         const char *kv[] = {"pid", pid, "pid_start", start};
-        if (move(&c, "creating", ST_RUNNING, METER_KEEP, kv, 4) != 1) {
-            snprintf(err, sizeof(err), "compute changed state during creation");
+        int rc = move(&c, "creating", ST_RUNNING, METER_KEEP, kv, 4);
+        if (rc != 1) {
+            snprintf(err, sizeof(err), "%s", rc < 0 ? "state store unavailable"
+                                                    : "compute changed state during creation");
             goto fail;
         }
     }
@@ -441,6 +504,17 @@ fail:
     }
     set_err(e, 500, "create_failed", "compute creation failed: %s", err);
     return -1;
+}
+
+int lifecycle_create(const project_spec *spec, bool attach, create_result *out, op_error *e)
+{
+    int rc;
+
+    store_err(e);
+    hold(spec->id, 1);
+    rc = create_compute(spec, attach, out, e);
+    hold(spec->id, -1);
+    return rc;
 }
 
 /* Removes the compute's records; the compute must be in `deleting`. */
@@ -468,10 +542,13 @@ static int finish_delete(compute_rec *c, op_error *e)
                   "if redis.call('HGET', KEYS[4], 'compute_id') == ARGV[1] then "
                   "redis.call('HSET', KEYS[4], 'compute_id', '') end return 1",
                   k, ks, kports, kp, kt, c->id, port, c->token_hash[0] ? c->token_hash : "-");
-    if (r)
-        freeReplyObject(r);
+    if (r == NULL) {
+        store_err(e);
+        return -1;
+    }
+    freeReplyObject(r);
     changed();
-    return r ? 0 : -1;
+    return 0;
 }
 
 int lifecycle_delete_compute(const char *cid, op_error *e)
@@ -480,10 +557,16 @@ int lifecycle_delete_compute(const char *cid, op_error *e)
 
     if (lifecycle_load(cid, &c, e) < 0)
         return -1;
-    if (c.state != ST_DELETING &&
-        move(&c, "running,suspended,failed", ST_DELETING, METER_CLOSE, NULL, 0) != 1) {
-        set_err(e, 409, "busy", "compute %s is %s; try again", cid, state_name(c.state));
-        return -1;
+    if (c.state != ST_DELETING) {
+        int rc = move(&c, "running,suspended,failed", ST_DELETING, METER_CLOSE, NULL, 0);
+        if (rc < 0) {
+            store_err(e);
+            return -1;
+        }
+        if (rc == 0) {
+            set_err(e, 409, "busy", "compute %s is %s; try again", cid, state_name(c.state));
+            return -1;
+        }
     }
     return finish_delete(&c, e);
 }
@@ -499,11 +582,17 @@ int lifecycle_delete_project(const char *project, op_error *e)
     if (p.compute_id[0] && lifecycle_delete_compute(p.compute_id, e) < 0 && e->status != 404)
         return -1;
     r = store_cmd("DEL %s", store_key(k, sizeof(k), "project:%s", project));
-    if (r)
-        freeReplyObject(r);
+    if (r == NULL) {
+        store_err(e);
+        return -1;
+    }
+    freeReplyObject(r);
     r = store_cmd("SREM %s %s", store_key(ks, sizeof(ks), "projects"), project);
-    if (r)
-        freeReplyObject(r);
+    if (r == NULL) {
+        store_err(e);
+        return -1;
+    }
+    freeReplyObject(r);
     return 0;
 }
 
@@ -525,8 +614,8 @@ static bool still_idle(const compute_rec *before)
     return true;
 }
 
-int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
-                      long long activity_seen, op_error *e)
+static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind,
+                           long long activity_seen, op_error *e)
 {
     bool drain = kind == SUSPEND_IDLE;
     compute_rec c;
@@ -553,7 +642,10 @@ int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
         if (rc != 1) {
             if (drain)
                 return 0;
-            set_err(e, 409, "busy", "compute %s is %s", cid, state_name(c.state));
+            if (rc < 0)
+                store_err(e);
+            else
+                set_err(e, 409, "busy", "compute %s is %s", cid, state_name(c.state));
             return -1;
         }
         log_info("compute %s: %s -> suspending (%s)", cid, cur, mode_name(mode));
@@ -599,10 +691,26 @@ int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
     snprintf(mode_s, sizeof(mode_s), "%s", mode_name(mode));
     {
         const char *kv[] = {"mode", mode_s, "wake_requested_ms", ""};
-        move(&c, "suspending", ST_SUSPENDED, METER_CLOSE, kv, 4);
+        if (move(&c, "suspending", ST_SUSPENDED, METER_CLOSE, kv, 4) < 0) {
+            /* the server is down; supervision settles the record */
+            store_err(e);
+            return -1;
+        }
     }
     store_counter_incr(mode == MODE_FROZEN ? "suspends_frozen_total" : "suspends_stopped_total", 1);
     return 1;
+}
+
+int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
+                      long long activity_seen, op_error *e)
+{
+    int rc;
+
+    store_err(e);
+    hold(cid, 1);
+    rc = suspend_compute(cid, mode, kind, activity_seen, e);
+    hold(cid, -1);
+    return rc;
 }
 
 static char **smembers(const char *setname)
@@ -633,8 +741,29 @@ void ids_free(char **ids)
     free(ids);
 }
 
+static void reconcile_one(compute_rec *c);
+
+/* A compute left in a transitional state that no actor of this process
+ * holds: its actor lost Redis for the whole retry window (or its transition
+ * was applied after it gave up).  Settled the way a controller start does. */
+static bool orphaned(const compute_rec *c)
+{
+    if (c->state != ST_CREATING && c->state != ST_RESUMING && c->state != ST_SUSPENDING)
+        return false;
+    if (now_ms() - c->state_since_ms < cfg->wake_timeout_ms)
+        return false;
+    return !is_held(c->id) && !is_held(c->project);
+}
+
 bool lifecycle_supervise(const compute_rec *c)
 {
+    if (orphaned(c)) {
+        compute_rec copy = *c;
+        log_warn("compute %s: %s for %lld ms with no actor, settling it", c->id,
+                 state_name(c->state), (long long)(now_ms() - c->state_since_ms));
+        reconcile_one(&copy);
+        return true;
+    }
     if (c->state == ST_RUNNING && be->status(c) == PROC_DEAD) {
         const char *kv[] = {"mode", "stopped", "error", "server exited unexpectedly"};
         log_warn("compute %s: mariadbd (pid %d) died", c->id, c->pid);
@@ -670,7 +799,7 @@ static void reconcile_one(compute_rec *c)
 {
     char err[512];
     proc_status st = c->pid > 0 ? be->status(c) : PROC_DEAD;
-    op_error e;
+    op_error e = {0};
 
     switch (c->state) {
     case ST_CREATING: {

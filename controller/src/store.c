@@ -5,10 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "billing_events.h"
 #include "ids.h"
 #include "log.h"
+
+/* How long a transition or create whose reply was lost is sent again (same
+ * operation id) before its caller is told "unknown": long enough to ride out
+ * a Redis restart or a stall of a few seconds. */
+#define OUTCOME_WINDOW_MS 15000
 
 static const config *cfg;
 static pthread_key_t conn_key;
@@ -25,14 +32,25 @@ static pthread_once_t key_once = PTHREAD_ONCE_INIT;
  * Events are written by usage_emit (billing_events.h), shared with the
  * storage sampler.  Deleting a compute also closes its storage interval.
  *
+ * A reply lost to a timeout or a dropped connection makes the caller send
+ * the same transition again (for OUTCOME_WINDOW_MS): each carries a random
+ * operation id, and the script remembers the ids of the last OPS_KEPT
+ * transitions it applied (field `ops`, "id=previous-state ..."), so the
+ * second copy answers "applied" instead of being refused (the state moved)
+ * or applied twice (a second usage event).
+ *
  * KEYS: compute hash, usage zset of its project, export pending hash,
  *       export queue zset
  * ARGV: from-states, to-state ('' keeps), now_ms, meter op, guard field,
- *       guard max, then field/value pairs ('' value deletes). */
+ *       guard max, operation id, then field/value pairs ('' value deletes). */
+#define OPS_KEPT "8"
 static const char transition_lua[] =
     USAGE_EMIT_LUA
     "local cur = redis.call('HGET', KEYS[1], 'state')\n"
     "if not cur then return {-1, ''} end\n"
+    "local ops = redis.call('HGET', KEYS[1], 'ops') or ''\n"
+    "local seen = string.match(' ' .. ops, ' ' .. ARGV[7] .. '=(%S*)')\n"
+    "if seen then return {1, seen} end\n"
     "local ok = false\n"
     "for s in string.gmatch(ARGV[1], '[^,]+') do if s == cur then ok = true end end\n"
     "if not ok then return {0, cur} end\n"
@@ -71,19 +89,31 @@ static const char transition_lua[] =
     "  redis.call('HSET', KEYS[1], 'state', ARGV[2], 'state_since_ms', now)\n"
     "  redis.call('HINCRBY', KEYS[1], 'gen', 1)\n"
     "end\n"
-    "for i = 7, #ARGV, 2 do\n"
+    "for i = 8, #ARGV, 2 do\n"
     "  if ARGV[i+1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])\n"
     "  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end\n"
     "end\n"
+    "local keep = {}\n"
+    "for w in string.gmatch(ops, '%S+') do keep[#keep + 1] = w end\n"
+    "while #keep >= " OPS_KEPT " do table.remove(keep, 1) end\n"
+    "keep[#keep + 1] = ARGV[7] .. '=' .. cur\n"
+    "redis.call('HSET', KEYS[1], 'ops', table.concat(keep, ' '))\n"
     "return {1, cur}\n";
 
 /* Creates a project and its compute, reserving the first free port of the
- * pool, in one atomic step.
- * KEYS: project hash, projects set, compute hash, computes set, ports hash
+ * pool and registering the compute's report token, in one atomic step.  The
+ * operation id is recorded on the new compute (`create_op`): the same create
+ * sent again after a lost reply answers with the port it reserved the first
+ * time instead of "exists".
+ * KEYS: project hash, projects set, compute hash, computes set, ports hash,
+ *       tokens hash
  * ARGV: port min, port max, compute id, project field/value count,
  *       attach flag ('1': the project exists and gets a new compute),
- *       then project pairs, compute pairs. */
+ *       operation id, token hash, then project pairs, compute pairs. */
 static const char create_lua[] =
+    "if redis.call('HGET', KEYS[3], 'create_op') == ARGV[6] then\n"
+    "  return tonumber(redis.call('HGET', KEYS[3], 'port'))\n"
+    "end\n"
     "if ARGV[5] == '1' then\n"
     "  if redis.call('EXISTS', KEYS[1]) == 0 then return -3 end\n"
     "  local cur = redis.call('HGET', KEYS[1], 'compute_id')\n"
@@ -95,14 +125,13 @@ static const char create_lua[] =
     "end\n"
     "if not port then return -2 end\n"
     "local np = tonumber(ARGV[4])\n"
-    "for i = 6, 5 + np, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end\n"
-    "for i = 6 + np, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i+1]) end\n"
-    "redis.call('HSET', KEYS[3], 'port', port)\n"
+    "for i = 8, 7 + np, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end\n"
+    "for i = 8 + np, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i+1]) end\n"
+    "redis.call('HSET', KEYS[3], 'port', port, 'create_op', ARGV[6])\n"
+    "redis.call('HSET', KEYS[6], ARGV[7], ARGV[3])\n"
     "redis.call('SADD', KEYS[2], redis.call('HGET', KEYS[1], 'id'))\n"
     "redis.call('SADD', KEYS[4], ARGV[3])\n"
     "return port\n";
-
-static char transition_sha[41], create_sha[41];
 
 static void conn_free(void *p)
 {
@@ -115,9 +144,64 @@ static void make_key(void)
     pthread_key_create(&conn_key, conn_free);
 }
 
+/* The password: from redis_password_file (read at every connect, so a
+ * rotated or corrected file is picked up without a restart), else from
+ * SMDB_REDIS_PASSWORD.  0 none, 1 found, -1 unreadable file. */
+static int redis_password(char *buf, size_t len)
+{
+    const char *env = getenv("SMDB_REDIS_PASSWORD");
+    FILE *f;
+    size_t n;
+
+    buf[0] = '\0';
+    if (cfg->redis_password_file[0] == '\0') {
+        if (env == NULL || env[0] == '\0')
+            return 0;
+        snprintf(buf, len, "%s", env);
+        return 1;
+    }
+    if ((f = fopen(cfg->redis_password_file, "r")) == NULL)
+        return -1;
+    n = fread(buf, 1, len - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';   /* the first line only */
+    return 1;
+}
+
+/* AUTH [user] password on a fresh connection; 0 done (or no password). */
+static int authenticate(redisContext *c)
+{
+    char pass[512];
+    int have = redis_password(pass, sizeof(pass));
+    redisReply *r;
+    int rc = 0;
+
+    if (have < 0) {
+        log_warn("redis: cannot read redis_password_file %s", cfg->redis_password_file);
+        return -1;
+    }
+    if (have == 0)
+        return 0;
+    if (cfg->redis_user[0])
+        r = redisCommand(c, "AUTH %s %s", cfg->redis_user, pass);
+    else
+        r = redisCommand(c, "AUTH %s", pass);
+    memset(pass, 0, sizeof(pass));
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        log_warn("redis %s:%d: authentication as %s failed: %s", cfg->redis_host,
+                 cfg->redis_port, cfg->redis_user[0] ? cfg->redis_user : "default",
+                 r ? r->str : c->errstr);
+        rc = -1;
+    }
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
 static redisContext *connect_redis(void)
 {
-    struct timeval tv = {2, 0};
+    struct timeval tv = {cfg->redis_timeout_ms / 1000, (cfg->redis_timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
 
     if (c == NULL || c->err) {
@@ -127,7 +211,11 @@ static redisContext *connect_redis(void)
             redisFree(c);
         return NULL;
     }
-    redisSetTimeout(c, (struct timeval){10, 0});
+    redisSetTimeout(c, tv);
+    if (authenticate(c) < 0) {
+        redisFree(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -149,52 +237,104 @@ static redisContext *thread_conn(bool fresh)
     return c;
 }
 
-redisReply *store_cmdargv(int argc, const char **argv)
+/* One attempt with a formatted command.  NULL: no reply (no connection, I/O
+ * error or timeout); the command may or may not have run. */
+static redisReply *send_once(const char *cmd, size_t len, bool fresh)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
-        redisContext *c = thread_conn(attempt > 0);
-        redisReply *r;
+    redisContext *c = thread_conn(fresh);
+    void *r = NULL;
 
-        if (c == NULL)
-            continue;
-        r = redisCommandArgv(c, argc, argv, NULL);
+    if (c == NULL)
+        return NULL;
+    if (redisAppendFormattedCommand(c, cmd, len) != REDIS_OK || redisGetReply(c, &r) != REDIS_OK) {
+        if (r)
+            freeReplyObject(r);
+        /* drop the connection: a late reply must not answer the next command */
+        redisFree(c);
+        pthread_setspecific(conn_key, NULL);
+        return NULL;
+    }
+    return r;
+}
+
+/* Counters are the only commands a replay would apply twice (every script
+ * is idempotent, see store.h): never sent again. */
+static bool replay_safe(const char *cmd, size_t len)
+{
+    /* the formatted command is "*N\r\n$L\r\nNAME\r\n..." */
+    const char *name = memchr(cmd, '\n', len);
+
+    name = name ? memchr(name + 1, '\n', len - (size_t)(name + 1 - cmd)) : NULL;
+    return name == NULL || (strncasecmp(name + 1, "HINCRBY", 7) != 0 &&
+                            strncasecmp(name + 1, "INCR", 4) != 0);
+}
+
+static redisReply *run(const char *cmd, size_t len, const char *what, int64_t window_ms)
+{
+    int64_t end = mono_ms() + window_ms;
+    int pause_ms = 50;
+    redisReply *r;
+
+    for (int attempt = 0;; attempt++) {
+        r = send_once(cmd, len, attempt > 0);
+        if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) == 0 &&
+            window_ms > 0) {
+            /* a restarted Redis reading its AOF: refused, not run; wait */
+            freeReplyObject(r);
+            r = NULL;
+        }
         if (r != NULL) {
-            if (r->type == REDIS_REPLY_ERROR &&
-                strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
-                /* Redis restarted without our scripts: load them again */
-                freeReplyObject(r);
-                store_init(cfg);
-                continue;
-            }
             if (r->type == REDIS_REPLY_ERROR)
-                log_warn("redis %s: %s", argv[0], r->str);
+                log_warn("redis %s: %s", what, r->str);
+            else if (attempt > 0 && window_ms > 0)
+                log_info("redis %s: answered at attempt %d", what, attempt + 1);
             return r;
         }
+        if (attempt == 0 && window_ms == 0 && replay_safe(cmd, len))
+            continue;   /* once at once: a Redis restart costs no request */
+        if (window_ms == 0 || mono_ms() + pause_ms > end)
+            break;
+        usleep((useconds_t)pause_ms * 1000);
+        pause_ms = pause_ms * 2 > 1000 ? 1000 : pause_ms * 2;
     }
-    log_error("redis %s failed", argv[0]);
+    log_error("redis %s failed", what);
     return NULL;
+}
+
+static redisReply *cmdargv(int argc, const char **argv, int64_t window_ms)
+{
+    char *cmd;
+    long long len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
+    redisReply *r;
+
+    if (len < 0)
+        return NULL;
+    r = run(cmd, (size_t)len, argv[0], window_ms);
+    redisFreeCommand(cmd);
+    return r;
+}
+
+redisReply *store_cmdargv(int argc, const char **argv)
+{
+    return cmdargv(argc, argv, 0);
 }
 
 redisReply *store_cmd(const char *fmt, ...)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
-        redisContext *c = thread_conn(attempt > 0);
-        redisReply *r;
-        va_list ap;
+    char *cmd, what[24];
+    va_list ap;
+    int len;
+    redisReply *r;
 
-        if (c == NULL)
-            continue;
-        va_start(ap, fmt);
-        r = redisvCommand(c, fmt, ap);
-        va_end(ap);
-        if (r != NULL) {
-            if (r->type == REDIS_REPLY_ERROR)
-                log_warn("redis: %s", r->str);
-            return r;
-        }
-    }
-    log_error("redis command failed: %s", fmt);
-    return NULL;
+    va_start(ap, fmt);
+    len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return NULL;
+    snprintf(what, sizeof(what), "%.*s", (int)strcspn(fmt, " "), fmt);
+    r = run(cmd, (size_t)len, what, 0);
+    redisFreeCommand(cmd);
+    return r;
 }
 
 const char *store_key(char *buf, size_t len, const char *fmt, ...)
@@ -208,25 +348,11 @@ const char *store_key(char *buf, size_t len, const char *fmt, ...)
     return buf;
 }
 
-static int load_script(const char *src, char sha[41])
-{
-    redisReply *r = store_cmd("SCRIPT LOAD %s", src);
-
-    if (r == NULL || r->type != REDIS_REPLY_STRING || r->len != 40) {
-        if (r)
-            freeReplyObject(r);
-        return -1;
-    }
-    memcpy(sha, r->str, 41);
-    freeReplyObject(r);
-    return 0;
-}
-
 int store_init(const config *c)
 {
     cfg = c;
-    if (load_script(transition_lua, transition_sha) < 0 || load_script(create_lua, create_sha) < 0) {
-        log_error("redis: cannot load scripts");
+    if (!store_ping()) {
+        log_error("redis %s:%d: not available", c->redis_host, c->redis_port);
         return -1;
     }
     return 0;
@@ -347,11 +473,13 @@ int store_project_create(const project_rec *p, const compute_rec *c, bool attach
 {
     char k_proj[128], k_projs[64], k_comp[160], k_comps[64], k_ports[64];
     char pmin[16], pmax[16], np[16], created[24], idle[16], frz[16], mincu[16], maxcu[16];
-    char now[24], cu[16];
+    char now[24], cu[16], k_tokens[64], op[17];
     const char *argv[64];
     int n = 0, rc = -1;
     redisReply *r;
 
+    if (random_hex(op, 8) < 0)
+        return -1;
     snprintf(pmin, sizeof(pmin), "%d", cfg->compute_port_min);
     snprintf(pmax, sizeof(pmax), "%d", cfg->compute_port_max);
     snprintf(created, sizeof(created), "%lld", p->created_ms);
@@ -362,19 +490,22 @@ int store_project_create(const project_rec *p, const compute_rec *c, bool attach
     snprintf(now, sizeof(now), "%lld", (long long)now_ms());
     snprintf(cu, sizeof(cu), "%d", c->size_cu);
 
-    argv[n++] = "EVALSHA";
-    argv[n++] = create_sha;
-    argv[n++] = "5";
+    argv[n++] = "EVAL";
+    argv[n++] = create_lua;
+    argv[n++] = "6";
     argv[n++] = store_key(k_proj, sizeof(k_proj), "project:%s", p->id);
     argv[n++] = store_key(k_projs, sizeof(k_projs), "projects");
     argv[n++] = store_key(k_comp, sizeof(k_comp), "compute:%s", c->id);
     argv[n++] = store_key(k_comps, sizeof(k_comps), "computes");
     argv[n++] = store_key(k_ports, sizeof(k_ports), "ports");
+    argv[n++] = store_key(k_tokens, sizeof(k_tokens), "tokens");
     argv[n++] = pmin;
     argv[n++] = pmax;
     argv[n++] = c->id;
     argv[n++] = np;
     argv[n++] = attach ? "1" : "0";
+    argv[n++] = op;
+    argv[n++] = c->token_hash;
     {
         int start = n;
         const char *pk[] = {"compute_id", c->id, "id", p->id, "created_ms", created,
@@ -394,7 +525,7 @@ int store_project_create(const project_rec *p, const compute_rec *c, bool attach
         for (size_t i = 0; i < sizeof(ck) / sizeof(ck[0]); i++)
             argv[n++] = ck[i];
     }
-    r = store_cmdargv(n, argv);
+    r = cmdargv(n, argv, OUTCOME_WINDOW_MS);
     if (r && r->type == REDIS_REPLY_INTEGER)
         rc = r->integer == -1 ? 1 : r->integer == -2 ? 2 : r->integer == -3 ? 3 : 0;
     if (r)
@@ -414,17 +545,17 @@ static const char *meter_name(meter_op m)
 
 int store_transition(const compute_rec *c, const transition *t, char cur[32])
 {
-    char k_comp[160], k_usage[128], k_pend[64], k_queue[64], now[24], gmax[24];
+    char k_comp[160], k_usage[128], k_pend[64], k_queue[64], now[24], gmax[24], op[17];
     const char *argv[64];
     int n = 0, rc = -1;
     redisReply *r;
 
-    if (t->to != ST_UNKNOWN && t->nkv > 40)
+    if (t->nkv > 40 || random_hex(op, 8) < 0)
         return -1;
     snprintf(now, sizeof(now), "%lld", (long long)now_ms());
     snprintf(gmax, sizeof(gmax), "%lld", t->guard_max);
-    argv[n++] = "EVALSHA";
-    argv[n++] = transition_sha;
+    argv[n++] = "EVAL";
+    argv[n++] = transition_lua;
     argv[n++] = "4";
     argv[n++] = store_key(k_comp, sizeof(k_comp), "compute:%s", c->id);
     argv[n++] = store_key(k_usage, sizeof(k_usage), "usage:%s", c->project);
@@ -436,10 +567,11 @@ int store_transition(const compute_rec *c, const transition *t, char cur[32])
     argv[n++] = meter_name(t->meter);
     argv[n++] = t->guard_field ? t->guard_field : "";
     argv[n++] = gmax;
+    argv[n++] = op;
     for (int i = 0; i < t->nkv; i++)
         argv[n++] = t->kv[i];
 
-    r = store_cmdargv(n, argv);
+    r = cmdargv(n, argv, OUTCOME_WINDOW_MS);
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
         rc = (int)r->element[0]->integer;
         if (cur)

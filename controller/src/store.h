@@ -1,8 +1,15 @@
 /* All controller state lives in Redis; this file is the only one that knows
  * key names (documented in docs/redis-keys.md) and the only one that talks to
  * Redis.  Every thread has its own connection (hiredis contexts are not
- * thread-safe); a broken connection is re-opened and the command retried
- * once, so a Redis restart costs a failed request at most, never state. */
+ * thread-safe), authenticated (AUTH redis_user password) whenever it is
+ * opened.  A broken connection is re-opened and the command sent again
+ * once, so a Redis restart costs a failed request at most, never state.
+ * Sending again is only safe for a command that does no harm when the
+ * first copy ran too (its reply was lost): reads, HSET/HDEL/DEL/SREM, and
+ * every script, which must be written to be idempotent.  Counters (HINCRBY)
+ * are never sent again.  Transitions and creates carry an operation id and
+ * are sent again until Redis answers (up to ~15 s): their callers act on the
+ * outcome, so "unknown" must be rare. */
 #ifndef SMDB_STORE_H
 #define SMDB_STORE_H
 
@@ -45,8 +52,9 @@ typedef struct {
 } project_rec;
 
 int store_init(const config *cfg);
-/* Runs a command on this thread's connection, reconnecting and retrying once
- * on an I/O error.  NULL on failure (logged). Free with freeReplyObject. */
+/* Runs a command on this thread's connection, reconnecting and sending it
+ * again once on an I/O error or timeout (not a counter, see above).  NULL on
+ * failure (logged). Free with freeReplyObject. */
 redisReply *store_cmd(const char *fmt, ...);
 redisReply *store_cmdargv(int argc, const char **argv);
 /* Builds "<prefix><fmt...>" into buf. */
@@ -59,9 +67,11 @@ int store_compute_get(const char *cid, compute_rec *out);
 int store_project_get(const char *pid, project_rec *out);
 
 /* Creates the project and its compute records in one step, reserving a
- * port.  attach: the project exists and gets a new compute.  Returns 0;
- * 1 if the project (attach: its compute) exists already; 2 if no port is
- * free; 3 (attach) no such project; -1 on error. */
+ * port and registering c->token_hash.  attach: the project exists and gets a
+ * new compute.  Returns 0 (also when a lost reply made it send the create
+ * again: never "exists" for its own create); 1 if the project (attach: its
+ * compute) exists already; 2 if no port is free; 3 (attach) no such project;
+ * -1 on error (Redis unreachable: the outcome is unknown). */
 int store_project_create(const project_rec *p, const compute_rec *c, bool attach);
 
 typedef enum { METER_KEEP, METER_OPEN, METER_CLOSE, METER_SPLIT } meter_op;
@@ -76,8 +86,10 @@ typedef struct {
     int nkv;                  /* number of strings in kv (even) */
 } transition;
 
-/* Applies a transition atomically (Lua): 1 applied, 0 refused (cur holds the
- * current state, "" if the guard refused), -1 error or no such compute. */
+/* Applies a transition atomically (Lua), exactly once: 1 applied (cur holds
+ * the state it left), 0 refused (cur holds the current state, "" if the
+ * guard refused), -1 no such compute, or Redis unreachable for the whole
+ * retry window (the outcome is unknown). */
 int store_transition(const compute_rec *c, const transition *t, char cur[32]);
 
 /* Simple field updates that need no state check. */

@@ -6,6 +6,7 @@ when the test fails; computes that the controller started (they outlive the
 controller on purpose) are found through their pid files under the run
 directory and stopped too.
 """
+import hashlib
 import json
 import os
 import random
@@ -212,27 +213,67 @@ def procs(run_dir):
     p.stop_all()
 
 
+ACL_TEMPLATE = os.path.join(ROOT, "config", "redis-users.acl")
+
+
 class Redis:
+    """redis-server with the shipped ACL: `default` off, the controller's
+    user limited to its keys and commands (config/redis-users.acl), plus an
+    admin user for the tests' own redis-cli calls."""
+    USER = "smdb"
+    ADMIN = "smdb-test-admin"
+
     def __init__(self, procs, run_dir):
         self.procs = procs
         self.dir = os.path.join(run_dir, "redis")
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         self.proc = None
+        self.password = os.urandom(16).hex()
+        self.admin_password = os.urandom(16).hex()
+        self.password_file = os.path.join(self.dir, "controller.password")
+        self.aclfile = os.path.join(self.dir, "users.acl")
+        # "always" for tests that kill -9 Redis and count on every answered write
+        self.appendfsync = "everysec"
+        self.write_password(self.password)
+        with open(ACL_TEMPLATE) as f:
+            acl = f.read()
+        digest = hashlib.sha256(self.password.encode()).hexdigest()
+        assert ">CHANGE-ME" in acl
+        acl = acl.replace(">CHANGE-ME", "#" + digest)
+        acl += f"user {self.ADMIN} on >{self.admin_password} ~* &* +@all\n"
+        with open(self.aclfile, "w") as f:
+            f.write(acl)
+
+    def write_password(self, password):
+        """The controller's password file (0600), read at every connect."""
+        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
 
     def start(self):
+        """Starts (or restarts: same port, same AOF directory) the server."""
         self.proc = self.procs.start("redis", [
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", self.dir, "--appendonly", "yes", "--appendfsync", "everysec",
-            "--save", "", "--daemonize", "no", "--protected-mode", "yes"])
+            "--dir", self.dir, "--appendonly", "yes", "--appendfsync", self.appendfsync,
+            "--save", "", "--daemonize", "no", "--protected-mode", "yes",
+            "--aclfile", self.aclfile])
         wait_port(self.port)
         return self
 
     def stop(self):
         Procs.stop_pid(self.proc.pid)
 
+    def kill9(self):
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def cli_argv(self, *args):
+        return ["redis-cli", "-p", str(self.port), "--user", self.ADMIN,
+                "--pass", self.admin_password, "--no-auth-warning", *args]
+
     def cli(self, *args):
-        out = subprocess.run(["redis-cli", "-p", str(self.port), "--raw", *args],
+        out = subprocess.run(self.cli_argv("--raw", *args),
                              capture_output=True, text=True, timeout=10)
         return out.stdout.strip()
 
@@ -261,6 +302,8 @@ class Controller:
         self.opts = {
             "listen": f"127.0.0.1:{self.port}",
             "redis": f"127.0.0.1:{redis.port}",
+            "redis_user": redis.USER,
+            "redis_password_file": redis.password_file,
             "data_dir": self.data_dir,
             "api_token": self.token,
             "wake_token": self.wake_token,

@@ -306,7 +306,7 @@ def preload_transfers(redis, project, n):
         cmds.append(resp("ZADD", f"smdb:usage:{project}", end, ev))
         cmds.append(resp("HSET", "smdb:export:pending", key, ev))
         cmds.append(resp("ZADD", "smdb:export:queue", end, key))
-    r = subprocess.run(["redis-cli", "-p", str(redis.port), "--pipe"], input=b"".join(cmds),
+    r = subprocess.run(redis.cli_argv("--pipe"), input=b"".join(cmds),
                        capture_output=True, timeout=120)
     assert r.returncode == 0 and b"errors: 0" in r.stdout, r.stdout
 

@@ -65,6 +65,31 @@ static void rejects_bad_lines(void **st)
     assert_non_null(strstr(err, "line 3"));
 }
 
+static void redis_auth_settings(void **st)
+{
+    config c;
+    char err[256];
+
+    (void)st;
+    config_defaults(&c);
+    assert_int_equal(c.redis_timeout_ms, 5000);
+    assert_string_equal(c.redis_user, "");
+    assert_int_equal(config_set(&c, "api_token", "a", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&c, "wake_token", "w", err, sizeof(err)), 0);
+    assert_int_equal(config_parse_text(&c, "redis_user = smdb\nredis_timeout_ms = 750\n",
+                                       err, sizeof(err)), 0);
+    assert_string_equal(c.redis_user, "smdb");
+    assert_int_equal(c.redis_timeout_ms, 750);
+    assert_int_equal(config_set(&c, "redis_timeout_ms", "5", err, sizeof(err)), -1);
+    assert_int_equal(config_set(&c, "redis_password", "x", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "unknown setting"));
+    /* a password file that cannot be read is an error at start, not a
+     * silent unauthenticated connection */
+    assert_int_equal(config_set(&c, "redis_password_file", "/nonexistent/pw", err, sizeof(err)), 0);
+    assert_int_equal(config_validate(&c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "redis_password_file"));
+}
+
 static void overrides_and_cross_checks(void **st)
 {
     config c;
@@ -112,6 +137,7 @@ int main(void)
         cmocka_unit_test(defaults_need_tokens),
         cmocka_unit_test(parses_file_text),
         cmocka_unit_test(rejects_bad_lines),
+        cmocka_unit_test(redis_auth_settings),
         cmocka_unit_test(overrides_and_cross_checks),
         cmocka_unit_test(shipped_config_parses),
     };
