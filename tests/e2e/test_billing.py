@@ -844,7 +844,7 @@ def preload_events(redis, project, base_hour_ms):
         cmds += [resp("ZADD", f"smdb:usage:{project}", score, j),
                  resp("HSET", "smdb:export:pending", ev["key"], j),
                  resp("ZADD", "smdb:export:queue", ev["end_ms"], ev["key"])]
-    r = subprocess.run(["redis-cli", "-p", str(redis.port), "--pipe"], input=b"".join(cmds),
+    r = subprocess.run(redis.cli_argv("--pipe"), input=b"".join(cmds),
                        capture_output=True, timeout=60)
     assert r.returncode == 0 and b"errors: 0" in r.stdout, r.stdout
     return evs

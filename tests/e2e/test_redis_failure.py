@@ -256,7 +256,7 @@ def test_controller_uses_acl_user_and_survives_wrong_password(controller_factory
     r = subprocess.run(["redis-cli", "-p", str(redis.port), "PING"], capture_output=True,
                        text=True, timeout=10)
     assert "NOAUTH" in r.stdout + r.stderr or "WRONGPASS" in r.stdout + r.stderr, r
-    for cmd in (["CONFIG", "GET", "dir"], ["FLUSHALL"], ["SET", "smdb:x", "1"],
+    for cmd in (["CONFIG", "GET", "dir"], ["FLUSHALL"], ["SET", "other:x", "1"],
                 ["HGET", "other:key", "f"], ["ACL", "LIST"], ["DEBUG", "SLEEP", "0"],
                 ["SHUTDOWN"], ["MODULE", "LIST"], ["SCAN", "0"], ["KEYS", "*"]):
         out = redis.cli("ACL", "DRYRUN", redis.USER, *cmd)
