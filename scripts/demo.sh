@@ -155,12 +155,18 @@ PASSWORD=$(field 'd["admin_password"]')
 CID=$(field 'd["compute_id"]')
 "$BUILD/smdbctl" compute suspend "$CID" > /dev/null
 
+# The demo's nginx offers no TLS; MariaDB 11.4+ clients (Debian 13) ask for
+# it by default and need --skip-ssl to connect without.
+NO_TLS=""
+mariadb --version 2>/dev/null | grep -Eq ' (1[1-9]\.([4-9]|[1-9][0-9])|1[2-9]\.[0-9]+|[2-9][0-9]\.[0-9]+)\.[0-9]+-MariaDB' &&
+  NO_TLS=" --skip-ssl"
+
 say ""
 say "Serverless MariaDB demo is running (logs and data in $RUN)."
 say ""
 say "The project 'demo' is suspended; connecting wakes it:"
 say ""
-say "    mariadb -h 127.0.0.1 -P $PROXY_PORT -u admin -p'$PASSWORD' demo"
+say "    mariadb -h 127.0.0.1 -P $PROXY_PORT -u admin -p'$PASSWORD'$NO_TLS demo"
 say ""
 say "(route by database name, as above, or by user prefix: -u demo.admin)"
 say "Controller API:  export SMDB_URL=$SMDB_URL SMDB_API_TOKEN=$API_TOKEN"
@@ -170,7 +176,7 @@ say "Metrics:         curl -H 'Authorization: Bearer $API_TOKEN' $SMDB_URL/metri
 say "The compute freezes after 30 s idle and stops after 120 s. Ctrl-C stops everything."
 
 if [ $CHECK -eq 1 ]; then
-  out=$(mariadb -h 127.0.0.1 -P "$PROXY_PORT" -u admin -p"$PASSWORD" demo -N -e 'SELECT 40 + 2')
+  out=$(mariadb $NO_TLS -h 127.0.0.1 -P "$PROXY_PORT" -u admin -p"$PASSWORD" demo -N -e 'SELECT 40 + 2')
   [ "$out" = "42" ] || { say "demo check: unexpected answer '$out'"; exit 1; }
   say "demo check: connected through nginx to the woken compute: SELECT 40 + 2 = $out"
   exit 0
