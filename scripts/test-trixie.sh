@@ -24,6 +24,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT_DIR="${TRIXIE_ROOT:-$BUILD/trixie}"
 OUT="$BUILD/trixie-out"
 
+lock_root "$ROOT_DIR"
+export TRIXIE_LOCKED=1
 t0=$SECONDS
 main "$ROOT_DIR"
 t_root=$((SECONDS - t0))

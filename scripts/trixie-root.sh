@@ -59,6 +59,26 @@ chroot_mount() {
   cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 }
 
+# Mounts left under ROOT by a run that was killed (SIGKILL skips traps):
+# undone before the root is used or removed, deepest first.  Callers hold
+# the root's lock, so no live run owns them.
+stale_umount() {
+  local root m
+  root="$(readlink -f "$1")"
+  awk -v r="$root/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r |
+    while read -r m; do
+      echo "trixie-root: unmounting stale $m" >&2
+      umount "$m" 2>/dev/null || umount -l "$m"
+    done
+}
+
+# One run per root at a time (building, installing, testing).
+lock_root() {
+  mkdir -p "$(dirname "$1")"
+  exec 9> "$1.lock"
+  flock -w 1800 9 || die "another run holds $1.lock"
+}
+
 chroot_umount() {
   local i m rc=0
   for ((i = ${#CHROOT_MOUNTS[@]} - 1; i >= 0; i--)); do
@@ -130,6 +150,9 @@ EOF
 main() {
   [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, mount, chroot)"
   local root="${1:-$BUILD/trixie}" t0=$SECONDS
+  [ -n "${TRIXIE_LOCKED:-}" ] || lock_root "$root"
+  stale_umount "$root"
+  [ ! -e "$root.new" ] || stale_umount "$root.new"
   if [ ! -f "$root/etc/debian_version" ]; then
     rm -rf "$root"
     bootstrap "$root"
