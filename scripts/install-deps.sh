@@ -20,6 +20,7 @@ PACKAGES=(
   libcmocka-dev sysbench
   python3-pymysql python3-pytest
   curl procps iproute2 psmisc
+  debootstrap
 )
 
 SUDO=""

@@ -8,13 +8,15 @@ Keyword arguments become `wake_<name> <value>;` lines in the server block
 (`route="database user"` -> `wake_route database user;`).  A few are not
 wake directives: `proxy_protocol` (default True), `workers` (default 2),
 `extra` (raw lines for the server block), `stream_extra` (raw lines for the
-stream block).  `controller` is a conftest Controller, or an "host:port"
+stream block), `servers_extra` (raw server blocks after the wake server,
+"@PORT@" standing for its port).  `controller` is a conftest Controller, or an "host:port"
 string (then pass `token=`) for a controller that may not be running.
 """
 import os
 import re
 import signal
 import socket
+import subprocess
 import time
 
 from conftest import BUILD, Procs, free_port, pid_alive, wait_port
@@ -30,7 +32,8 @@ LOG_FORMAT = ("$remote_addr project=$wake_project user=$wake_user "
               "id=$wake_connection_id thread=$wake_thread_id "
               "status=$status bytes=$bytes_received/$bytes_sent")
 
-NOT_WAKE = {"proxy_protocol", "workers", "extra", "stream_extra", "token"}
+NOT_WAKE = {"proxy_protocol", "workers", "extra", "stream_extra", "servers_extra",
+            "token"}
 
 
 class Nginx:
@@ -132,6 +135,9 @@ def render_conf(run_dir, port, controller_addr, token, directives):
     workers = d.pop("workers", 2)
     extra = d.pop("extra", "")
     stream_extra = d.pop("stream_extra", "")
+    # after the wake server, so that it stays the address's default server;
+    # "@PORT@" is its port
+    servers_extra = d.pop("servers_extra", "").replace("@PORT@", str(port))
     d.pop("token", None)
 
     wake_lines = []
@@ -174,8 +180,16 @@ stream {{
         proxy_timeout 1h;
 {extra}
     }}
+{servers_extra}
 }}
 """
+
+
+def nginx_version():
+    """The nginx binary's version as a tuple, e.g. (1, 22, 1)."""
+    out = subprocess.run([NGINX_BIN, "-v"], capture_output=True, text=True)
+    m = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", out.stderr + out.stdout)
+    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
 
 
 def _nginx_env():

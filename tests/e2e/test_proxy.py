@@ -14,7 +14,8 @@ import pymysql
 import pytest
 
 from conftest import mysql
-from nginx_fixture import parse_err, raw_connect, read_packet, start_nginx
+from nginx_fixture import (nginx_version, parse_err, raw_connect, read_packet,
+                           start_nginx)
 
 MARIADB = "/usr/bin/mariadb"
 PROXY_ID_BASE = 0x80000000
@@ -549,6 +550,46 @@ def test_tls_clients(controller, procs, run_dir, tls_cert, wake_test_names):
     # plain clients keep working on the same port
     c = mysql(ngx.port, user, pw, "tls1")
     assert query(c, "SELECT 1") == ((1,),)
+    c.close()
+    assert ngx.alerts() == []
+
+
+@pytest.mark.skipif(nginx_version() < (1, 25, 5),
+                    reason="stream server_name exists since nginx 1.25.5")
+def test_tls_server_name_selects_the_server(controller, procs, run_dir, tls_cert,
+                                            wake_test_names):
+    """nginx >= 1.25.5: the TLS server name picks among the servers on one
+    address during the module's TLS handshake.  A name that selects a server
+    without wake gets a clear ERR through TLS; other names stay with the wake
+    server that greeted."""
+    cert, key = tls_cert
+    ssl = (f"        ssl_certificate {cert};\n"
+           f"        ssl_certificate_key {key};\n")
+    ngx = start_nginx(procs, run_dir, controller, ssl=True, route="sni database",
+                      extra=ssl,
+                      servers_extra="    server {\n"
+                                    "        listen 127.0.0.1:@PORT@;\n"
+                                    "        server_name plain.wake.test;\n"
+                                    + ssl +
+                                    "        proxy_pass 127.0.0.1:9;\n"
+                                    "    }\n")
+    doc = make_project(controller, "sni1")
+    user, pw = doc["admin_user"], doc["admin_password"]
+
+    def connect(host):
+        return pymysql.connect(host=host, port=ngx.port, user=user, password=pw,
+                               database="sni1", ssl={"tls": True},
+                               ssl_verify_cert=False, ssl_verify_identity=False,
+                               connect_timeout=30)
+
+    with pytest.raises(pymysql.err.OperationalError) as e:
+        connect("plain.wake.test")
+    assert e.value.args[0] == 1043
+    assert 'selects a server without "wake on"' in e.value.args[1]
+
+    c = connect("sni1.wake.test")
+    assert c._sock.version().startswith("TLS")
+    assert query(c, "SELECT DATABASE()") == (("sni1",),)
     c.close()
     assert ngx.alerts() == []
 
