@@ -6,7 +6,7 @@ PYTHON  := /usr/bin/python3
 FUZZ_SECONDS ?= 20
 export BUILD
 
-.PHONY: all deps ensure-deps controller module plugin unit fuzz fuzz-short e2e test bench demo clean
+.PHONY: all deps ensure-deps controller module plugin unit fuzz fuzz-short e2e test test-trixie trixie-root bench demo clean
 
 all: controller module plugin
 
@@ -46,6 +46,15 @@ test: ensure-deps
 	$(MAKE) fuzz-short
 	$(MAKE) e2e
 
+# The same build and tests inside a cached Debian 13 root (nginx 1.26,
+# MariaDB 11.8, clang 19) under build/trixie; needs root (debootstrap,
+# mount, chroot).  TRIXIE_TESTS picks e2e files (default: all of tests/e2e).
+test-trixie:
+	scripts/test-trixie.sh
+
+trixie-root:
+	scripts/trixie-root.sh
+
 bench: ensure-deps
 	$(MAKE) all
 	$(PYTHON) bench/run.py
@@ -54,7 +63,11 @@ demo: ensure-deps
 	$(MAKE) all
 	scripts/demo.sh
 
+# rm -rf would walk into the chroot's bind mounts (the worktree, /dev):
+# refuse while anything is mounted under build/ (make test-trixie running).
 clean:
+	@if awk -v b="$(BUILD)/" 'index($$2, b) == 1 { f = 1 } END { exit !f }' /proc/mounts; then \
+	    echo "clean: mounts under $(BUILD) (make test-trixie running?)" >&2; exit 1; fi
 	rm -rf $(BUILD)
 	$(MAKE) -C controller clean
 	$(MAKE) -C ngx_stream_wake_module clean

@@ -16,6 +16,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_stream.h>
+#include <nginx.h>
 
 #include "mysql_proto.h"
 #include "wake_http.h"
@@ -25,6 +26,23 @@
 #define NGX_STREAM_WAKE_ADDR_MAX      (NGX_SOCKADDR_STRLEN + 1)
 #define NGX_STREAM_WAKE_COMPUTE_MAX   80
 #define NGX_STREAM_WAKE_WORD_MAX      16
+
+/*
+ * nginx 1.25.5 (stream virtual servers, "server_name") renamed the stream
+ * SSL module's server configuration, ngx_stream_ssl_conf_t, to
+ * ngx_stream_ssl_srv_conf_t and dropped its "listen" flag: since then it
+ * builds an SSL context for every server that has a certificate, while
+ * before a module had to set "listen" (as "listen ... ssl" does) to get one.
+ */
+#if (NGX_STREAM_SSL)
+#if (nginx_version >= 1025005)
+typedef ngx_stream_ssl_srv_conf_t  ngx_stream_wake_ssl_conf_t;
+#define NGX_STREAM_WAKE_SSL_LISTEN    0
+#else
+typedef ngx_stream_ssl_conf_t      ngx_stream_wake_ssl_conf_t;
+#define NGX_STREAM_WAKE_SSL_LISTEN    1
+#endif
+#endif
 
 /* the plugin name that makes the compute send an AuthSwitchRequest */
 #define NGX_STREAM_WAKE_SWITCH_PLUGIN "auth_unknown_plugin"
@@ -102,6 +120,7 @@ typedef struct {
     ngx_stream_wake_state_e     state;
 
     ngx_buf_t                  *out;            /* greeting being written */
+    ngx_buf_t                  *in;             /* client packet being read */
     ngx_event_t                 timer;          /* handshake timeout */
     ngx_event_t                 greeting_timer; /* the compute's greeting */
 

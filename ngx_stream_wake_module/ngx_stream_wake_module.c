@@ -46,7 +46,6 @@ static void ngx_stream_wake_greeting_handler(ngx_event_t *wev);
 static void ngx_stream_wake_handshake_timeout(ngx_event_t *ev);
 static ngx_int_t ngx_stream_wake_read_response(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx, ngx_stream_wake_srv_conf_t *wscf);
-static ngx_int_t ngx_stream_wake_grow_buffer(ngx_stream_session_t *s);
 static ngx_int_t ngx_stream_wake_start_tls(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx);
 #if (NGX_STREAM_SSL)
@@ -309,14 +308,13 @@ ngx_stream_wake_preread_handler(ngx_stream_session_t *s)
     c = s->connection;
 
     wscf = ngx_stream_get_module_srv_conf(s, ngx_stream_wake_module);
-
-    if (!wscf->enable || c->type != SOCK_STREAM) {
-        return NGX_DECLINED;
-    }
-
     ctx = ngx_stream_get_module_ctx(s, ngx_stream_wake_module);
 
     if (ctx == NULL) {
+        if (!wscf->enable || c->type != SOCK_STREAM) {
+            return NGX_DECLINED;
+        }
+
         ctx = ngx_stream_wake_create_ctx(s, wscf);
         if (ctx == NULL) {
             return NGX_ERROR;
@@ -339,19 +337,7 @@ ngx_stream_wake_preread_handler(ngx_stream_session_t *s)
 
         ctx->state = NGX_STREAM_WAKE_RESPONSE;
 
-        if (wscf->ssl) {
-            /*
-             * Room for an SSLRequest and not one byte more: the ClientHello
-             * that follows it must stay in the socket for OpenSSL.
-             */
-            c->buffer = ngx_create_temp_buf(c->pool,
-                                            MP_HEADER_LEN + MP_SSL_REQUEST_LEN);
-            if (c->buffer == NULL) {
-                return NGX_ERROR;
-            }
-        }
-
-        return NGX_AGAIN;
+        /* fall through */
 
     case NGX_STREAM_WAKE_RESPONSE:
         rc = ngx_stream_wake_read_response(s, ctx, wscf);
@@ -387,6 +373,7 @@ ngx_stream_wake_create_ctx(ngx_stream_session_t *s,
     mp_greeting_t                 g;
     ngx_pool_cleanup_t           *cln;
     ngx_stream_wake_ctx_t        *ctx;
+    ngx_stream_core_srv_conf_t   *cscf;
     ngx_stream_wake_main_conf_t  *wmcf;
 
     c = s->connection;
@@ -449,14 +436,23 @@ ngx_stream_wake_create_ctx(ngx_stream_session_t *s,
     ctx->greeting_timer.data = ctx;
     ctx->greeting_timer.log = c->log;
 
-    ngx_add_timer(&ctx->timer, wscf->handshake_timeout);
-
     /*
-     * The preread phase would arm preread_timeout on c->read and close the
-     * session silently; a later backstop keeps our timer (and its ERR) first.
+     * The handler reads the client's handshake itself, into its own buffer,
+     * and never returns NGX_AGAIN: the preread phase's own reading (a recv()
+     * into c->buffer before nginx 1.25.5, a MSG_PEEK that is undone after
+     * the handler since then) and its preread_timeout never come into play.
+     * c->read carries no timer either: since 1.25.5 the phase calls the
+     * handler on a read event only when c->read has no timer.
      */
 
-    ngx_add_timer(c->read, wscf->handshake_timeout + 1000);
+    cscf = ngx_stream_get_module_srv_conf(s, ngx_stream_core_module);
+
+    ctx->in = ngx_create_temp_buf(c->pool, cscf->preread_buffer_size);
+    if (ctx->in == NULL) {
+        return NULL;
+    }
+
+    ngx_add_timer(&ctx->timer, wscf->handshake_timeout);
 
     ngx_stream_set_ctx(s, ctx, ngx_stream_wake_module);
 
@@ -551,6 +547,66 @@ ngx_stream_wake_handshake_timeout(ngx_event_t *ev)
 }
 
 
+/*
+ * Reads the client's next handshake packet into ctx->in with reads of
+ * exactly the missing length: the 4-byte header first, then its payload.
+ * Nothing after the packet is taken from the socket, so the ClientHello
+ * after an SSLRequest stays there for OpenSSL, and anything a client sends
+ * early stays there for the proxy.  NGX_OK: a packet (or a header that
+ * decides the packet's fate: too large, too small) is in ctx->in;
+ * NGX_AGAIN: wait for the next read event; NGX_ERROR: the client left.
+ */
+static ngx_int_t
+ngx_stream_wake_read_packet(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx)
+{
+    size_t             have, need;
+    ssize_t            n;
+    ngx_buf_t         *b;
+    ngx_connection_t  *c;
+
+    c = s->connection;
+    b = ctx->in;
+
+    for ( ;; ) {
+        have = b->last - b->pos;
+
+        if (have < MP_HEADER_LEN) {
+            need = MP_HEADER_LEN - have;
+
+        } else {
+            need = MP_HEADER_LEN + ((size_t) b->pos[0]
+                                    | (size_t) b->pos[1] << 8
+                                    | (size_t) b->pos[2] << 16);
+
+            if (have >= need || need > (size_t) (b->end - b->pos)) {
+                return NGX_OK;      /* complete, or the parser refuses it */
+            }
+
+            need -= have;
+        }
+
+        n = c->recv(c, b->last, need);
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            return NGX_AGAIN;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            return NGX_ERROR;
+        }
+
+        b->last += n;
+
+        /* $bytes_received: the proxy counts only what it reads itself */
+        s->received += n;
+    }
+}
+
+
 static ngx_int_t
 ngx_stream_wake_read_response(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx, ngx_stream_wake_srv_conf_t *wscf)
@@ -558,35 +614,36 @@ ngx_stream_wake_read_response(ngx_stream_session_t *s,
     int                           rc;
     size_t                        max;
     ngx_buf_t                    *b;
+    ngx_int_t                     n;
     mp_response_t                 r;
     ngx_connection_t             *c;
     ngx_stream_core_srv_conf_t   *cscf;
 
     c = s->connection;
-    b = c->buffer;
+    c->log->action = "reading MySQL handshake response";
 
-    if (b == NULL || b->last == b->pos) {
-        return NGX_AGAIN;
+    n = ngx_stream_wake_read_packet(s, ctx);
+
+    if (n == NGX_AGAIN) {
+        return NGX_DONE;            /* the next read event calls us again */
     }
 
-    c->log->action = "reading MySQL handshake response";
+    if (n != NGX_OK) {
+        return NGX_STREAM_OK;       /* the client went away */
+    }
 
     /* the whole packet must fit into the preread buffer */
 
     cscf = ngx_stream_get_module_srv_conf(s, ngx_stream_core_module);
     max = cscf->preread_buffer_size - MP_HEADER_LEN;
+    b = ctx->in;
 
     rc = mp_parse_response(b->pos, b->last - b->pos, max, &r);
 
     switch (rc) {
 
-    case MP_AGAIN:
-        if (b->last == b->end) {
-            /* the SSLRequest-sized buffer was not for an SSLRequest */
-            return ngx_stream_wake_grow_buffer(s);
-        }
-
-        return NGX_AGAIN;
+    case MP_OK:
+        break;
 
     case MP_TOO_LARGE:
         return ngx_stream_wake_fail(s, ctx, NGX_STREAM_BAD_REQUEST,
@@ -594,10 +651,18 @@ ngx_stream_wake_read_response(ngx_stream_session_t *s,
                                     "Got a packet bigger than the proxy's "
                                     "preread_buffer_size in the handshake");
 
-    case MP_ERROR:
+    default:
         return ngx_stream_wake_fail(s, ctx, NGX_STREAM_BAD_REQUEST,
                                     NGX_STREAM_WAKE_ER_HANDSHAKE,
                                     "Bad handshake");
+    }
+
+    if (!wscf->enable) {
+        /* the TLS server name chose a server (server_name) without wake */
+        return ngx_stream_wake_fail(s, ctx, NGX_STREAM_BAD_REQUEST,
+                                    NGX_STREAM_WAKE_ER_HANDSHAKE,
+                                    "Bad handshake: the TLS server name "
+                                    "selects a server without \"wake on\"");
     }
 
     ctx->client_seq = (uint8_t) (r.seq + 1);
@@ -653,31 +718,6 @@ ngx_stream_wake_read_response(ngx_stream_session_t *s,
 }
 
 
-/* the first bytes were no SSLRequest: make room for the whole response */
-static ngx_int_t
-ngx_stream_wake_grow_buffer(ngx_stream_session_t *s)
-{
-    ngx_buf_t                   *b, *old;
-    ngx_connection_t            *c;
-    ngx_stream_core_srv_conf_t  *cscf;
-
-    c = s->connection;
-    old = c->buffer;
-
-    cscf = ngx_stream_get_module_srv_conf(s, ngx_stream_core_module);
-
-    b = ngx_create_temp_buf(c->pool, cscf->preread_buffer_size);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->last = ngx_cpymem(b->pos, old->pos, old->last - old->pos);
-    c->buffer = b;
-
-    return NGX_AGAIN;
-}
-
-
 /*
  * SSLRequest: TLS with the stream SSL module's context (ssl_certificate and
  * friends in this server).  The preread phase stays parked (NGX_DONE) while
@@ -690,7 +730,7 @@ ngx_stream_wake_start_tls(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx)
 
     ngx_int_t               rc;
     ngx_connection_t       *c;
-    ngx_stream_ssl_conf_t  *sslcf;
+    ngx_stream_wake_ssl_conf_t  *sslcf;
 
     c = s->connection;
     c->log->action = "SSL handshaking";
@@ -705,9 +745,9 @@ ngx_stream_wake_start_tls(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx)
 
     ctx->state = NGX_STREAM_WAKE_TLS;
 
-    /* $bytes_received: the proxy counts only what it reads itself */
-    s->received += c->buffer->last - c->buffer->pos;
-    c->buffer->pos = c->buffer->last;
+    /* the response (seq 2) comes through TLS, into the same buffer */
+    ctx->in->pos = ctx->in->start;
+    ctx->in->last = ctx->in->start;
 
     rc = ngx_ssl_handshake(c);
 
@@ -739,21 +779,12 @@ ngx_stream_wake_tls_handshaked(ngx_connection_t *c)
 {
     ngx_stream_session_t        *s;
     ngx_stream_wake_ctx_t       *ctx;
-    ngx_stream_core_srv_conf_t  *cscf;
 
     s = c->data;
     ctx = ngx_stream_get_module_ctx(s, ngx_stream_wake_module);
 
     if (!c->ssl->handshaked) {
         ngx_stream_finalize_session(s, NGX_STREAM_BAD_REQUEST);
-        return;
-    }
-
-    cscf = ngx_stream_get_module_srv_conf(s, ngx_stream_core_module);
-
-    c->buffer = ngx_create_temp_buf(c->pool, cscf->preread_buffer_size);
-    if (c->buffer == NULL) {
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
         return;
     }
 
@@ -870,7 +901,7 @@ ngx_stream_wake_route(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx,
         project = ctx->project;
     }
 
-    /* c->buffer is about to be replaced: keep what points into it */
+    /* keep what points into the client's packet, whatever becomes of it */
 
     ctx->project.data = ngx_pstrdup(c->pool, &project);
     if (ctx->project.data == NULL) {
@@ -892,23 +923,24 @@ ngx_stream_wake_route(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx,
 
 
 /*
- * c->buffer becomes the HandshakeResponse41 for the compute (the proxy
- * module writes it after the PROXY protocol header, on every connect).
- * Bytes after the client's packet, if any, follow it unchanged.
+ * c->buffer becomes the HandshakeResponse41 for the compute: the proxy
+ * module writes c->buffer (from pos to last) after the PROXY protocol header
+ * on every upstream connect, in nginx 1.22 as in 1.26.  The preread phase
+ * never saw this buffer (the handler read the client itself and returns
+ * NGX_OK without having returned NGX_AGAIN), so no nginx version resets it.
  */
 static ngx_int_t
 ngx_stream_wake_rewrite_response(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx, ngx_stream_wake_srv_conf_t *wscf,
     mp_response_t *r)
 {
-    size_t             size, rest;
+    size_t             size;
     mp_str_t           user, plugin;
-    ngx_buf_t         *b, *old;
+    ngx_buf_t         *b;
     mp_response_t      stripped;
     ngx_connection_t  *c;
 
     c = s->connection;
-    old = c->buffer;
 
     if (wscf->strip_database && ctx->route_mode == MP_ROUTE_DATABASE) {
         /* the database named the project: no default database upstream */
@@ -926,22 +958,12 @@ ngx_stream_wake_rewrite_response(ngx_stream_session_t *s,
 
     size = mp_upstream_response_size(r, user, plugin);
 
-    rest = (old->last - old->pos) - r->packet_len;
-
-    b = ngx_create_temp_buf(c->pool, size + rest);
+    b = ngx_create_temp_buf(c->pool, size);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
     b->last += mp_build_upstream_response(b->pos, size, r, user, plugin, 1);
-
-    b->last = ngx_cpymem(b->last, old->pos + r->packet_len, rest);
-
-    /*
-     * $bytes_received (and billing's transfer figures): the proxy counts
-     * only what it reads itself, so count the client's bytes read here
-     */
-    s->received += old->last - old->pos;
 
     c->buffer = b;
 
@@ -1539,8 +1561,10 @@ ngx_stream_wake_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_stream_wake_srv_conf_t *wscf = conf;
 
-    char                   *rv;
-    ngx_stream_ssl_conf_t  *sslcf;
+    char                        *rv;
+#if (NGX_STREAM_WAKE_SSL_LISTEN)
+    ngx_stream_wake_ssl_conf_t  *sslcf;
+#endif
 
     rv = ngx_conf_set_flag_slot(cf, cmd, conf);
 
@@ -1548,11 +1572,13 @@ ngx_stream_wake_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return rv;
     }
 
+#if (NGX_STREAM_WAKE_SSL_LISTEN)
     sslcf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_ssl_module);
 
     sslcf->listen = 1;
     sslcf->file = cf->conf_file->file.name.data;
     sslcf->line = cf->conf_file->line;
+#endif
 
     return NGX_CONF_OK;
 
@@ -1740,6 +1766,26 @@ ngx_stream_wake_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
                            "\"wake on\" needs \"wake_controller\"");
         return NGX_CONF_ERROR;
     }
+
+#if (NGX_STREAM_SSL)
+    if (conf->enable && conf->ssl) {
+        /*
+         * Before nginx 1.25.5 the SSL module itself refuses a "listen"ed
+         * server without a certificate; since then it just builds no
+         * context, and every SSLRequest would fail.  Say so at load time.
+         */
+        ngx_stream_wake_ssl_conf_t  *sslcf;
+
+        sslcf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_ssl_module);
+
+        if (sslcf->certificates == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"wake_ssl on\" needs \"ssl_certificate\" "
+                               "and \"ssl_certificate_key\"");
+            return NGX_CONF_ERROR;
+        }
+    }
+#endif
 
     if (conf->server_version.len > 250) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs every Debian package the project needs. Idempotent: when all
-# packages are present it changes nothing and does not touch the network.
+# Installs every Debian package the project needs, on Debian 12 (bookworm)
+# and 13 (trixie).  Idempotent: when all packages are present it changes
+# nothing and does not touch the network.
+#
+# Names that differ between releases are written "a|b": the first one that
+# is installed, or else the first one the apt lists know, is used.  The
+# LLVM version (clang-N, libclang-rt-N-dev, libfuzzer-N-dev) follows the
+# release's default clang: 14 on bookworm, 19 on trixie; other releases
+# get the newest version their lists carry.
 set -euo pipefail
 
 PACKAGES=(
-  build-essential pkg-config make gcc clang libclang-rt-14-dev libfuzzer-14-dev
-  nginx-core nginx-dev libnginx-mod-stream libssl-dev libpcre3-dev zlib1g-dev
+  build-essential pkg-config make gcc
+  "nginx-core|nginx" nginx-dev libnginx-mod-stream libssl-dev libpcre2-dev zlib1g-dev
   mariadb-server mariadb-client libmariadbd-dev libmariadb-dev
   redis-server libhiredis-dev
   libjansson-dev libcurl4-openssl-dev libpq-dev libmicrohttpd-dev
@@ -13,25 +20,76 @@ PACKAGES=(
   libcmocka-dev sysbench
   python3-pymysql python3-pytest
   curl procps iproute2 psmisc
+  debootstrap
 )
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+known() { apt-cache show "$1" >/dev/null 2>&1; }
+
+# apt lists are read only when a name must be chosen among alternatives and
+# none is installed yet; a fresh root (debootstrap, container) has no lists.
+updated=0
+refresh_lists() {
+  [ $updated -eq 1 ] && return 0
+  updated=1
+  $SUDO apt-get update -q >/dev/null
+}
+
+# pick "a|b|c": the installed alternative, else the first known one.
+pick() {
+  local alt IFS='|'
+  local -a alts
+  read -r -a alts <<< "$1"
+  for alt in "${alts[@]}"; do installed "$alt" && { echo "$alt"; return 0; }; done
+  for pass in 0 1; do
+    for alt in "${alts[@]}"; do known "$alt" && { echo "$alt"; return 0; }; done
+    [ $pass -eq 0 ] && refresh_lists
+  done
+  echo "deps: none of '$1' is available in this release's apt lists" >&2
+  return 1
+}
+
+# The LLVM major version whose clang, compiler-rt and libFuzzer to install.
+llvm_version() {
+  local id="" ver="" v
+  [ -r /etc/os-release ] && { id=$(. /etc/os-release; echo "${ID:-}"); ver=$(. /etc/os-release; echo "${VERSION_ID:-}"); }
+  if [ "$id" = debian ]; then
+    case "$ver" in
+      12) echo 14; return 0 ;;
+      13) echo 19; return 0 ;;
+    esac
   fi
+  for v in 21 20 19 18 17 16 15 14; do installed "libfuzzer-$v-dev" && { echo "$v"; return 0; }; done
+  for pass in 0 1; do
+    for v in 21 20 19 18 17 16 15 14; do known "libfuzzer-$v-dev" && { echo "$v"; return 0; }; done
+    [ $pass -eq 0 ] && refresh_lists
+  done
+  echo "deps: no libfuzzer-N-dev package in this release's apt lists" >&2
+  return 1
+}
+
+llvm=$(llvm_version)
+wanted=("clang-$llvm" "libclang-rt-$llvm-dev" "libfuzzer-$llvm-dev")
+for spec in "${PACKAGES[@]}"; do
+  if [[ "$spec" == *"|"* ]]; then wanted+=("$(pick "$spec")"); else wanted+=("$spec"); fi
+done
+
+missing=()
+for p in "${wanted[@]}"; do
+  installed "$p" || missing+=("$p")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "deps: all ${#PACKAGES[@]} packages present"
+  echo "deps: all ${#wanted[@]} packages present"
   exit 0
 fi
 
 echo "deps: installing ${missing[*]}"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
+refresh_lists
 # Packaged services must not start on install: the project runs its own
 # instances on private ports, and a system nginx/mariadb/redis on the default
 # ports would only get in the way.

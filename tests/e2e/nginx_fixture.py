@@ -8,13 +8,15 @@ Keyword arguments become `wake_<name> <value>;` lines in the server block
 (`route="database user"` -> `wake_route database user;`).  A few are not
 wake directives: `proxy_protocol` (default True), `workers` (default 2),
 `extra` (raw lines for the server block), `stream_extra` (raw lines for the
-stream block).  `controller` is a conftest Controller, or an "host:port"
+stream block), `servers_extra` (raw server blocks after the wake server,
+"@PORT@" standing for its port).  `controller` is a conftest Controller, or an "host:port"
 string (then pass `token=`) for a controller that may not be running.
 """
 import os
 import re
 import signal
 import socket
+import subprocess
 import time
 
 from conftest import BUILD, Procs, free_port, pid_alive, wait_port
@@ -42,7 +44,9 @@ def billing_log(socket_path):
             f"    access_log syslog:server=unix:{socket_path},tag=smdb,nohostname "
             "smdb_billing;\n")
 
-NOT_WAKE = {"proxy_protocol", "workers", "extra", "stream_extra", "token"}
+
+NOT_WAKE = {"proxy_protocol", "workers", "extra", "stream_extra", "servers_extra",
+            "token"}
 
 
 class Nginx:
@@ -144,6 +148,9 @@ def render_conf(run_dir, port, controller_addr, token, directives):
     workers = d.pop("workers", 2)
     extra = d.pop("extra", "")
     stream_extra = d.pop("stream_extra", "")
+    # after the wake server, so that it stays the address's default server;
+    # "@PORT@" is its port
+    servers_extra = d.pop("servers_extra", "").replace("@PORT@", str(port))
     d.pop("token", None)
 
     wake_lines = []
@@ -188,8 +195,16 @@ stream {{
         proxy_timeout 1h;
 {extra}
     }}
+{servers_extra}
 }}
 """
+
+
+def nginx_version():
+    """The nginx binary's version as a tuple, e.g. (1, 22, 1)."""
+    out = subprocess.run([NGINX_BIN, "-v"], capture_output=True, text=True)
+    m = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", out.stderr + out.stdout)
+    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
 
 
 def _nginx_env():

@@ -13,6 +13,7 @@ user can reach (pytest's run directories are under a 0700 root directory);
 and stopped at teardown; stop()/start() and pause()/resume() simulate an
 outage and a hang.
 """
+import glob
 import os
 import pwd
 import shutil
@@ -23,7 +24,10 @@ import time
 
 from conftest import Procs, free_port, pid_alive, wait_port
 
-PG_BIN = "/usr/lib/postgresql/15/bin"
+# The release's PostgreSQL: 15 on Debian 12, 17 on Debian 13.
+PG_BIN = (sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                 key=lambda p: int(p.split("/")[-2]))
+          or ["/usr/lib/postgresql/15/bin"])[-1]
 PG_USER = "postgres"
 
 
@@ -144,5 +148,5 @@ class Postgres:
 
 def start_postgres(procs, run_dir, dbname="smdb"):
     if not os.path.exists(f"{PG_BIN}/postgres") or shutil.which("setpriv") is None:
-        raise RuntimeError("PostgreSQL 15 server binaries or setpriv missing")
+        raise RuntimeError(f"PostgreSQL server binaries ({PG_BIN}) or setpriv missing")
     return Postgres(procs, run_dir, dbname).initdb().start().create_db()

@@ -14,7 +14,8 @@ import pymysql
 import pytest
 
 from conftest import mysql
-from nginx_fixture import parse_err, raw_connect, read_packet, start_nginx
+from nginx_fixture import (nginx_version, parse_err, raw_connect, read_packet,
+                           start_nginx)
 
 MARIADB = "/usr/bin/mariadb"
 PROXY_ID_BASE = 0x80000000
@@ -59,10 +60,18 @@ def starts(controller):
     return metric(controller, "smdb_compute_starts_total")
 
 
+def no_tls(extra=()):
+    """The mariadb CLI asks for TLS by default since MariaDB 11.4 (Debian 13
+    ships 11.8) and refuses a server that does not offer it; a proxy without
+    wake_ssl is reached with --skip-ssl, which 10.11's CLI accepts too."""
+    return [] if any(a.startswith("--ssl") for a in extra) else ["--skip-ssl"]
+
+
 def cli(port, user, password, database=None, sql="SELECT 1", extra=(),
         timeout=60):
     argv = [MARIADB, "-h127.0.0.1", f"-P{port}", f"-u{user}",
-            f"-p{password}", "--batch", "--skip-column-names", *extra]
+            f"-p{password}", "--batch", "--skip-column-names",
+            *no_tls(extra), *extra]
     if database:
         argv.append(database)
     argv += ["-e", sql]
@@ -241,18 +250,18 @@ def test_kill_query_by_handshake_id(controller, ngx):
     tb.start()
     time.sleep(1.0)
 
+    # The KILLs go through the mariadb CLI: with -e the KILL is its first
+    # command, the only one the proxy inspects (PyMySQL >= 1.1 always sends
+    # SET NAMES first).
+
     # the same id on another project's session kills nothing there
-    k2 = mysql(ngx.port, other["admin_user"], other["admin_password"],
-               "kill2")
-    with pytest.raises(pymysql.err.OperationalError) as e:
-        query(k2, f"KILL QUERY {vid}")
-    assert e.value.args[0] == 1094          # Unknown thread id
-    k2.close()
+    r = cli(ngx.port, other["admin_user"], other["admin_password"], "kill2",
+            f"KILL QUERY {vid}")
+    assert r.returncode != 0 and "1094" in r.stderr, r.stderr  # Unknown thread
 
     # what the mariadb CLI sends on Ctrl-C: a new connection, KILL QUERY id
-    killer = mysql(ngx.port, user, pw, "kill1")
-    query(killer, f"KILL QUERY {vid}")
-    killer.close()
+    r = cli(ngx.port, user, pw, "kill1", f"KILL QUERY {vid}")
+    assert r.returncode == 0, r.stderr
 
     tv.join(15)
     tb.join(15)
@@ -286,7 +295,8 @@ def test_mariadb_cli_ctrl_c(controller, ngx):
     doc = make_project(controller, "ctrlc1")
     user, pw = doc["admin_user"], doc["admin_password"]
     p = subprocess.Popen([MARIADB, "-h127.0.0.1", f"-P{ngx.port}", f"-u{user}",
-                          f"-p{pw}", "ctrlc1", "-e", "SELECT SLEEP(30)"],
+                          f"-p{pw}", *no_tls(), "ctrlc1",
+                          "-e", "SELECT SLEEP(30)"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True)
     admin = mysql(doc["compute"]["port"], user, pw)
@@ -529,9 +539,10 @@ def test_tls_clients(controller, procs, run_dir, tls_cert, wake_test_names):
     t = threading.Thread(target=sleep30)
     t.start()
     time.sleep(1)
-    killer = mysql(ngx.port, user, pw, "tls1")
-    query(killer, f"KILL QUERY {victim.server_thread_id[0]}")
-    killer.close()
+    # the mariadb CLI's KILL is its first command (PyMySQL's is not)
+    r = cli(ngx.port, user, pw, "tls1",
+            f"KILL QUERY {victim.server_thread_id[0]}")
+    assert r.returncode == 0, r.stderr
     t.join(10)
     assert done.get("r") in (((1,),), (1317, "Query execution was interrupted"))
     victim.close()
@@ -539,6 +550,46 @@ def test_tls_clients(controller, procs, run_dir, tls_cert, wake_test_names):
     # plain clients keep working on the same port
     c = mysql(ngx.port, user, pw, "tls1")
     assert query(c, "SELECT 1") == ((1,),)
+    c.close()
+    assert ngx.alerts() == []
+
+
+@pytest.mark.skipif(nginx_version() < (1, 25, 5),
+                    reason="stream server_name exists since nginx 1.25.5")
+def test_tls_server_name_selects_the_server(controller, procs, run_dir, tls_cert,
+                                            wake_test_names):
+    """nginx >= 1.25.5: the TLS server name picks among the servers on one
+    address during the module's TLS handshake.  A name that selects a server
+    without wake gets a clear ERR through TLS; other names stay with the wake
+    server that greeted."""
+    cert, key = tls_cert
+    ssl = (f"        ssl_certificate {cert};\n"
+           f"        ssl_certificate_key {key};\n")
+    ngx = start_nginx(procs, run_dir, controller, ssl=True, route="sni database",
+                      extra=ssl,
+                      servers_extra="    server {\n"
+                                    "        listen 127.0.0.1:@PORT@;\n"
+                                    "        server_name plain.wake.test;\n"
+                                    + ssl +
+                                    "        proxy_pass 127.0.0.1:9;\n"
+                                    "    }\n")
+    doc = make_project(controller, "sni1")
+    user, pw = doc["admin_user"], doc["admin_password"]
+
+    def connect(host):
+        return pymysql.connect(host=host, port=ngx.port, user=user, password=pw,
+                               database="sni1", ssl={"tls": True},
+                               ssl_verify_cert=False, ssl_verify_identity=False,
+                               connect_timeout=30)
+
+    with pytest.raises(pymysql.err.OperationalError) as e:
+        connect("plain.wake.test")
+    assert e.value.args[0] == 1043
+    assert 'selects a server without "wake on"' in e.value.args[1]
+
+    c = connect("sni1.wake.test")
+    assert c._sock.version().startswith("TLS")
+    assert query(c, "SELECT DATABASE()") == (("sni1",),)
     c.close()
     assert ngx.alerts() == []
 
