@@ -4,7 +4,11 @@ In one run, on loopback, against one warm compute:
  (1) connect + auth + SELECT 1 through the module vs directly to mariadbd;
  (2) steady-state sysbench oltp_point_select on open connections through the
      module vs directly vs nginx's plain proxy_pass to the same compute;
- (3) end-to-end wake through nginx from stopped and from frozen.
+ (3) end-to-end wake through nginx from stopped and from frozen;
+ (4) connect + auth + SELECT 1 with TLS (certificate verified): through the
+     module vs directly to a mariadbd with TLS, beside the plain-text figures
+     (a MySQL client's TLS starts inside the protocol, so nginx's plain
+     proxy_pass cannot terminate it: its figure is without TLS).
 """
 import os
 import re
@@ -19,6 +23,8 @@ from common import Platform, report
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 from conftest import free_port  # noqa: E402
 from nginx_fixture import start_nginx  # noqa: E402
+from mariadb_fixture import MariaDB  # noqa: E402
+from test_clients import make_ca  # noqa: E402
 
 CONNECTS = int(os.environ.get("BENCH_CONNECTS", "300"))
 WAKES = int(os.environ.get("BENCH_WAKES", "30"))
@@ -37,6 +43,32 @@ def connect_select1(port, user, pw, db):
     cur.fetchone()
     c.close()
     return (time.monotonic() - t0) * 1000
+
+
+def connect_select1_tls(port, user, pw, db, ca):
+    t0 = time.monotonic()
+    c = pymysql.connect(host="127.0.0.1", port=port, user=user, password=pw, database=db,
+                        connect_timeout=30, ssl_ca=ca, ssl_verify_cert=True,
+                        ssl_verify_identity=True)
+    cur = c.cursor()
+    cur.execute("SELECT 1")
+    cur.fetchone()
+    c.close()
+    return (time.monotonic() - t0) * 1000
+
+
+def server_cert(d):
+    """A CA and a certificate for 127.0.0.1 signed by it."""
+    ca_key, ca = make_ca(d, "bench-ca")
+    key, csr, cert, ext = (os.path.join(d, n) for n in ("b.key", "b.csr", "b.pem", "b.ext"))
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                    "-keyout", key, "-out", csr], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                    "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert],
+                   check=True, capture_output=True)
+    return ca, cert, key
 
 
 def sysbench(port, user, pw, db, cmd):
@@ -74,7 +106,12 @@ def main():
         cid, cport = doc["compute_id"], doc["compute"]["port"]
         user, pw = doc["admin_user"], doc["admin_password"]
         plain = free_port()
-        ngx = start_nginx(p.procs, p.run_dir, ctl, cache_ttl=f"{CACHE_TTL_S}s",
+        ca, cert, key = server_cert(p.run_dir)
+        # TLS offered as the shipped config does; plain clients ignore it
+        ngx = start_nginx(p.procs, p.run_dir, ctl, cache_ttl=f"{CACHE_TTL_S}s", ssl=True,
+                          extra=f"        ssl_certificate {cert};\n"
+                                f"        ssl_certificate_key {key};\n"
+                                "        ssl_protocols TLSv1.2 TLSv1.3;\n",
                           stream_extra=f"    server {{ listen 127.0.0.1:{plain}; "
                                        f"proxy_pass 127.0.0.1:{cport}; }}")
 
@@ -90,6 +127,32 @@ def main():
         b = report("direct to mariadbd", direct)
         s = sorted(proxied), sorted(direct)
         print(f"  ratio p50 {a / b:.2f}x, p99 {s[0][int(0.99 * (len(s[0]) - 1))] / s[1][int(0.99 * (len(s[1]) - 1))]:.2f}x (target <= 1.5x)")
+
+        # (4) the same with TLS: the module vs a mariadbd with TLS of its own
+        db = MariaDB(p.procs, p.run_dir, name="tls-direct", plugin=False,
+                     extra_args=[f"--ssl-cert={cert}", f"--ssl-key={key}"]).start()
+        r = db.root()
+        rc = r.cursor()
+        rc.execute("CREATE DATABASE bench")
+        rc.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{pw}'")
+        rc.execute(f"GRANT ALL ON bench.* TO '{user}'@'%'")
+        r.close()
+        tls_mod, tls_direct, plain_ngx = [], [], []
+        for _ in range(20):
+            connect_select1_tls(ngx.port, user, pw, "bench", ca)
+            connect_select1_tls(db.port, user, pw, "bench", ca)
+        for _ in range(CONNECTS):
+            tls_mod.append(connect_select1_tls(ngx.port, user, pw, "bench", ca))
+            tls_direct.append(connect_select1_tls(db.port, user, pw, "bench", ca))
+            plain_ngx.append(connect_select1(plain, user, pw, "bench"))
+        print(f"(4) connect + auth + SELECT 1 with TLS, verified ({CONNECTS} each, interleaved):")
+        t1 = report("TLS through nginx + wake module", tls_mod)
+        t2 = report("TLS direct to mariadbd", tls_direct)
+        t3 = report("plain nginx proxy_pass (no TLS)", plain_ngx)
+        print(f"  module TLS / direct TLS p50 {t1 / t2:.2f}x; module TLS - direct TLS p50 "
+              f"{t1 - t2:+.2f} ms; plain proxy_pass (no TLS) p50 {t3:.2f} ms, module "
+              f"plain (1) p50 {a:.2f} ms")
+        db.stop()
 
         # (2) sysbench point selects on open connections: rounds in rotating
         # order, so that no mode always runs first or last on the busy 2 vCPUs

@@ -21,7 +21,26 @@ PACKAGES=(
   python3-pymysql python3-pytest
   curl procps iproute2 psmisc
   debootstrap
+  # clients the e2e tests drive through the proxy (tests/e2e/test_clients.py)
+  libdbd-mariadb-perl nodejs "npm|nodejs" openssl
 )
+
+# Node's MariaDB connectors come from the npm registry, into build/npm (the
+# tests set NODE_PATH there); versions pinned to the majors the tests know.
+# Only from a checkout (not from a copy of this script, e.g. inside the
+# Debian 13 test root, where scripts/test-trixie.sh copies the host's tree:
+# the packages are plain JavaScript).
+NPM_DIR="$(cd "$(dirname "$0")/.." && pwd)/build/npm"
+NPM_PACKAGES=(mysql2@3 mariadb@3)
+npm_deps() {
+  [ -f "$(dirname "$0")/../Makefile" ] || return 0
+  [ "${SMDB_SKIP_NPM:-0}" = 1 ] && return 0
+  [ -d "$NPM_DIR/node_modules/mysql2" ] && [ -d "$NPM_DIR/node_modules/mariadb" ] && return 0
+  command -v npm >/dev/null || { echo "deps: npm missing" >&2; return 1; }
+  echo "deps: npm install ${NPM_PACKAGES[*]} into $NPM_DIR"
+  mkdir -p "$NPM_DIR"
+  npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error "${NPM_PACKAGES[@]}" >/dev/null
+}
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -85,6 +104,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#wanted[@]} packages present"
+  npm_deps
   exit 0
 fi
 
@@ -102,4 +122,5 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ $created_policy -eq 1 ] && $SUDO rm -f "$policy"' EXIT
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+npm_deps
 echo "deps: done"
