@@ -6,6 +6,7 @@ on nginx 1.22 + MariaDB 10.11 (Debian 12) and, by `make test-trixie`, on
 nginx 1.26 + MariaDB 11.8 (Debian 13)."""
 import os
 import subprocess
+import time
 
 import pymysql
 import pytest
@@ -148,3 +149,61 @@ def test_client_through_the_proxy(proxy, tls_pki, kind):
     # plain text on the same port
     assert run_client(kind, ngx.port, doc, "plain") == "ROW hello"
     assert ngx.alerts() == []
+
+
+def ssl_request():
+    caps = 0x00000800 | 0x00000200 | 0x00080000 | 0x00008000   # SSL, 4.1, plugin auth, secure
+    payload = caps.to_bytes(4, "little") + (16 << 20).to_bytes(4, "little") + b"\x2d" + b"\0" * 23
+    return len(payload).to_bytes(3, "little") + b"\x01" + payload
+
+
+def ends_cleanly(s, timeout=15):
+    """The proxy closes the connection (EOF or reset) within timeout,
+    answering nothing but perhaps a TLS alert or a MySQL ERR."""
+    import socket as so
+    s.settimeout(timeout)
+    try:
+        while s.recv(4096):
+            pass
+    except (ConnectionResetError, so.timeout) as e:
+        if isinstance(e, so.timeout):
+            return False
+    return True
+
+
+def test_broken_tls_clients_get_a_clean_close(proxy, tls_pki):
+    """After an SSLRequest: garbage instead of a ClientHello, a ClientHello
+    cut short, or nothing at all -- each gets a clean close, no worker dies,
+    and a real TLS client is served afterwards."""
+    from nginx_fixture import raw_connect, read_packet
+    ngx, doc = proxy
+    workers = ngx.worker_pids()
+
+    def after_ssl_request(send, close_early=False):
+        s = raw_connect(ngx.port)
+        seq, greeting = read_packet(s)
+        assert seq == 0 and greeting[0] == 10
+        caps = int.from_bytes(greeting[greeting.index(b"\0", 1) + 1 + 4 + 9:][:2], "little")
+        assert caps & 0x0800, "TLS offered"
+        s.sendall(ssl_request())
+        if send:
+            s.sendall(send)
+        if close_early:
+            s.close()
+            return True
+        ok = ends_cleanly(s)
+        s.close()
+        return ok
+
+    # garbage where the ClientHello belongs
+    assert after_ssl_request(b"GET / HTTP/1.0\r\n\r\n" + os.urandom(300))
+    # a TLS record header announcing a ClientHello that never comes whole
+    assert after_ssl_request(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(40))
+    # a client that gives up right after the SSLRequest
+    assert after_ssl_request(b"", close_early=True)
+    # a MySQL packet sent in plain text after asking for TLS
+    assert after_ssl_request(bytes.fromhex("0a000002") + b"\x03SELECT 1")
+    time.sleep(0.5)
+    assert ngx.worker_pids() == workers
+    assert ngx.alerts() == []
+    assert run_client("pymysql", ngx.port, doc, tls_pki["ca"]) == "ROW hello"
