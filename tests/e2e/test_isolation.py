@@ -263,7 +263,7 @@ def test_tenant_admin_owns_its_databases(env, run_dir):
     assert q(app, f"SELECT COUNT(*) FROM {appdb}.items")[0][0] == 4
     with pytest.raises(pymysql.err.MySQLError):
         q(app, f"DROP TABLE {appdb}.items")
-    out = subprocess.run([MARIADB, "-h127.0.0.1", f"-P{ngx.port}", "-uedu", "-ped-pw-1",
+    out = subprocess.run([MARIADB, "-h127.0.0.1", f"-P{ngx.port}", "--skip-ssl", "-uedu", "-ped-pw-1",
                           "--batch", "--skip-column-names", db, "-e", "SELECT CURRENT_USER()"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "edu@%", out.stderr

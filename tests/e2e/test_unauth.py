@@ -14,6 +14,7 @@ import hashlib
 import os
 import random
 import string
+import subprocess
 import struct
 import threading
 import time
@@ -364,9 +365,13 @@ def test_full_zone_degrades_once_and_recovers(controller, procs, run_dir):
     # the ended sessions gave their entries back: KILL is rewritten again
     time.sleep(0.5)
     victim = mysql(ngx.port, APP_USER, APP_PW, "full")
-    killer = mysql(ngx.port, APP_USER, APP_PW, "full")
-    killer.cursor().execute(f"KILL {victim.server_thread_id[0]}")
-    killer.close()
+    # (the mariadb CLI: its -e statement is its first command, while PyMySQL
+    # >= 1.1 sends SET NAMES first, and only a first command is rewritten)
+    r = subprocess.run(["mariadb", "-h127.0.0.1", f"-P{ngx.port}", f"-u{APP_USER}",
+                        f"-p{APP_PW}", "--skip-ssl", "full", "-e",
+                        f"KILL {victim.server_thread_id[0]}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
     with pytest.raises(pymysql.err.OperationalError):
         victim.cursor().execute("SELECT 1")
     assert 'zone "tiny" maps connection ids again' in ngx.errors()
