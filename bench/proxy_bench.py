@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from conftest import free_port  # noqa: E402
 from nginx_fixture import start_nginx  # noqa: E402
 from mariadb_fixture import MariaDB  # noqa: E402
-from test_clients import make_ca  # noqa: E402
+from test_clients import server_cert  # noqa: E402
 
 CONNECTS = int(os.environ.get("BENCH_CONNECTS", "300"))
 WAKES = int(os.environ.get("BENCH_WAKES", "30"))
@@ -55,20 +55,6 @@ def connect_select1_tls(port, user, pw, db, ca):
     cur.fetchone()
     c.close()
     return (time.monotonic() - t0) * 1000
-
-
-def server_cert(d):
-    """A CA and a certificate for 127.0.0.1 signed by it."""
-    ca_key, ca = make_ca(d, "bench-ca")
-    key, csr, cert, ext = (os.path.join(d, n) for n in ("b.key", "b.csr", "b.pem", "b.ext"))
-    with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-                    "-keyout", key, "-out", csr], check=True, capture_output=True)
-    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
-                    "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert],
-                   check=True, capture_output=True)
-    return ca, cert, key
 
 
 def sysbench(port, user, pw, db, cmd):

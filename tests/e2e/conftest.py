@@ -428,3 +428,33 @@ def mysql(port, user, password, database=None, host="127.0.0.1", **kw):
     import pymysql
     return pymysql.connect(host=host, port=port, user=user, password=password,
                            database=database, connect_timeout=30, autocommit=True, **kw)
+
+
+def wait_for(pred, timeout=15, what="condition"):
+    """Polls pred() until it returns something true; that value."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def report_token(controller, cid):
+    """A compute's report token, from its my.cnf (as the plugin gets it)."""
+    with open(os.path.join(controller.data_dir, cid, "my.cnf")) as f:
+        for line in f:
+            if line.startswith("loose-wake-activity-token"):
+                return line.split("=", 1)[1].strip()
+    raise AssertionError("no token in my.cnf")
+
+
+@pytest.fixture
+def pg(procs, run_dir):
+    """A real PostgreSQL (the billing ledger)."""
+    from pg_fixture import start_postgres
+    p = start_postgres(procs, run_dir)
+    yield p
+    p.resume()
+    p.stop()

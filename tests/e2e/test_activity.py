@@ -8,27 +8,9 @@ import urllib.request
 
 import pytest
 
-from conftest import PLUGIN_SO, mysql
+from conftest import PLUGIN_SO, mysql, report_token, wait_for
 
 pytestmark = pytest.mark.skipif(not os.path.exists(PLUGIN_SO), reason="plugin not built")
-
-
-def report_token(controller, cid):
-    with open(os.path.join(controller.data_dir, cid, "my.cnf")) as f:
-        for line in f:
-            if line.startswith("loose-wake-activity-token"):
-                return line.split("=", 1)[1].strip()
-    raise AssertionError("no token in my.cnf")
-
-
-def wait_for(pred, timeout=15, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status(conn):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import CONTROLLER_BIN, PLUGIN_SO
+from conftest import CONTROLLER_BIN, PLUGIN_SO, report_token, wait_for
 
 HALF_HEADER = b"GET /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthoriz"
 
@@ -52,30 +52,12 @@ def wake(controller, project, timeout=60):
                    controller.wake_token, timeout=timeout)
 
 
-def report_token(controller, cid):
-    with open(os.path.join(controller.data_dir, cid, "my.cnf")) as f:
-        for line in f:
-            if line.startswith("loose-wake-activity-token"):
-                return line.split("=", 1)[1].strip()
-    raise AssertionError("no token in my.cnf")
-
-
 def report(controller, cid, token, seq, start_ms):
     now = int(time.time() * 1000)
     body = {"compute_id": cid, "seq": seq, "connections": 0, "connects": 1,
             "failed_connects": 0, "disconnects": 1, "queries": 1,
             "last_activity_ms": now, "sent_at_ms": now, "uptime_s": (now - start_ms) // 1000}
     return request(controller, "POST", f"/api/v1/compute/{cid}/activity", token, body)
-
-
-def wait_for(pred, timeout=15, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def open_fds(pid):

@@ -12,19 +12,12 @@ import urllib.parse
 import pytest
 
 from conftest import mysql
-from pg_fixture import start_postgres
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 # --- helpers -------------------------------------------------------------
 
-@pytest.fixture
-def pg(procs, run_dir):
-    p = start_postgres(procs, run_dir)
-    yield p
-    p.resume()
-    p.stop()
 
 
 def now_ms():

@@ -63,12 +63,11 @@ def make_ca(d, name):
     return key, pem
 
 
-@pytest.fixture
-def tls_pki(run_dir):
-    ca_key, ca = make_ca(run_dir, "ca")
-    _, other_ca = make_ca(run_dir, "other-ca")
-    key, csr, cert = (os.path.join(run_dir, n) for n in ("srv.key", "srv.csr", "srv.pem"))
-    ext = os.path.join(run_dir, "srv.ext")
+def server_cert(d, prefix="srv"):
+    """A CA and a certificate for 127.0.0.1 (IP SAN) signed by it:
+    (ca.pem, cert.pem, key.pem)."""
+    ca_key, ca = make_ca(d, f"{prefix}-ca")
+    key, csr, cert, ext = (os.path.join(d, f"{prefix}.{n}") for n in ("key", "csr", "pem", "ext"))
     with open(ext, "w") as f:
         f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
     subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
@@ -76,6 +75,13 @@ def tls_pki(run_dir):
     subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
                     "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert],
                    check=True, capture_output=True)
+    return ca, cert, key
+
+
+@pytest.fixture
+def tls_pki(run_dir):
+    ca, cert, key = server_cert(run_dir)
+    _, other_ca = make_ca(run_dir, "other-ca")
     return {"ca": ca, "other_ca": other_ca, "cert": cert, "key": key}
 
 

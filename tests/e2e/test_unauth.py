@@ -24,7 +24,6 @@ import pytest
 
 from conftest import mysql
 from nginx_fixture import billing_log, parse_err, raw_connect, read_packet, start_nginx
-from pg_fixture import start_postgres
 
 PREFIX = "smdb:"
 FLOOD = 1000
@@ -146,12 +145,6 @@ def assert_served(ngx, workers, project):
     c.close()
 
 
-@pytest.fixture
-def pg(procs, run_dir):
-    p = start_postgres(procs, run_dir)
-    yield p
-    p.resume()
-    p.stop()
 
 
 # --- the floods ---------------------------------------------------------
