@@ -152,6 +152,23 @@ _built = []
 
 
 @pytest.fixture(scope="session")
+def compute_image_11_8(base_images):
+    """The compute image on MariaDB 11.8 (Debian 13's server: what users get
+    from mariadb:11.8)."""
+    r = subprocess.run([os.path.join(ROOT, "scripts", "container-base.sh"), "trixie"],
+                       env=podman_env(), capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise RuntimeError("container-base.sh trixie: " + r.stderr[-3000:])
+    mariadb = build_image("images/mariadb/Dockerfile", "localhost/smdb-mariadb:trixie",
+                          context=os.path.join(ROOT, "images", "mariadb"),
+                          DEBIAN=r.stdout.strip().splitlines()[-1])
+    tag = build_image("images/compute/Dockerfile", "localhost/smdb-compute:11.8-" + TAG,
+                      BASE=mariadb)
+    _built.append(tag)
+    return tag
+
+
+@pytest.fixture(scope="session")
 def compute_image(base_images):
     tag = build_image("images/compute/Dockerfile", "localhost/smdb-compute:" + TAG,
                       BASE=base_images["mariadb"])

@@ -71,13 +71,12 @@ def controller_opts(engine, image, network, gateway, port):
     }
 
 
-@pytest.fixture
-def setup(engine, compute_image, controller_factory, procs, run_dir):
+def make_setup(engine, image, controller_factory, procs, run_dir):
     from conftest import free_port
     network = f"{PREFIX}-{os.urandom(3).hex()}"
     gateway = make_network(engine, network)
     port = free_port()
-    ctl = controller_factory(**controller_opts(engine, compute_image, network, gateway, port))
+    ctl = controller_factory(**controller_opts(engine, image, network, gateway, port))
     ctl.port = port
     ctl.url = f"http://127.0.0.1:{port}"
     ctl.start()
@@ -85,6 +84,11 @@ def setup(engine, compute_image, controller_factory, procs, run_dir):
     ngx = start_nginx(procs, run_dir, ctl, proxy_bind=None, route="database user",
                       cache_ttl="100ms")
     return Setup(engine, ctl, ngx, network, gateway)
+
+
+@pytest.fixture
+def setup(engine, compute_image, controller_factory, procs, run_dir):
+    return make_setup(engine, compute_image, controller_factory, procs, run_dir)
 
 
 def create(s, name):
@@ -233,3 +237,22 @@ def test_engine_down_then_back(setup):
     wait_for(lambda: s.controller.get("/healthz", token=None)[0] == 200, timeout=10,
              what="healthz back")
     assert rows(s, doc, "dk7") == ((1, "one"), (2, "two"))
+
+
+def test_mariadb_11_8_compute_image(engine, compute_image_11_8, controller_factory, procs,
+                                    run_dir):
+    """The same image definition on MariaDB 11.8: the plugin is built against
+    that server's headers; create, stop, wake, pause, unpause."""
+    s = make_setup(engine, compute_image_11_8, controller_factory, procs, run_dir)
+    doc, cid = create(s, "dk9")
+    seed(s, doc, "dk9")
+    c = mysql(s.ngx.port, doc["admin_user"], doc["admin_password"], "dk9")
+    assert query(c, "SELECT VERSION()")[0][0].startswith("11.8")
+    c.close()
+    wait_for(lambda: s.state(cid).get("activity", {}).get("received_ms", 0) > 0,
+             timeout=30, what="an activity report from the 11.8 plugin")
+    suspend(s, cid, "stop")
+    assert rows(s, doc, "dk9") == ((1, "one"), (2, "two"))
+    suspend(s, cid, "freeze")
+    assert s.container(cid)["State"]["Paused"]
+    assert rows(s, doc, "dk9") == ((1, "one"), (2, "two"))
