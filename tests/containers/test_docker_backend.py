@@ -256,3 +256,20 @@ def test_mariadb_11_8_compute_image(engine, compute_image_11_8, controller_facto
     suspend(s, cid, "freeze")
     assert s.container(cid)["State"]["Paused"]
     assert rows(s, doc, "dk9") == ((1, "one"), (2, "two"))
+
+
+def test_reconcile_stops_containers_the_store_does_not_know(setup):
+    """A container under the controller's prefix whose compute has no record
+    (deleted while the controller was down): stopped at the next start, its
+    volume kept."""
+    s = setup
+    doc, cid = create(s, "dk10")
+    s.controller.kill9()
+    r = s.controller.redis
+    assert r.cli("DEL", f"smdb:compute:{cid}") == "1"
+    s.controller.start()
+    wait_for(lambda: not s.container(cid)["State"]["Running"], timeout=30,
+             what="the stray container stopped")
+    st, _ = s.engine.api("GET", f"/volumes/{PREFIX}-{cid}-data", check=False)
+    assert st == 200
+    assert "store does not know" in s.controller.log_tail(20000)
