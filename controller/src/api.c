@@ -188,6 +188,8 @@ static void route_api(api_req *r)
         if (is(r, "POST")) return slow(r, h_compute_suspend, s[1]);
     } else if (n == 3 && strcmp(s[0], "compute") == 0 && strcmp(s[2], "resume") == 0) {
         if (is(r, "POST")) return slow(r, h_compute_resume, s[1]);
+    } else if (n == 3 && strcmp(s[0], "compute") == 0 && strcmp(s[2], "resize") == 0) {
+        if (is(r, "POST")) return slow(r, h_compute_resize, s[1]);
     } else {
         return api_error(r, 404, "not_found", "no such endpoint");
     }

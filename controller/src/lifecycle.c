@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "billing.h"
 #include "ids.h"
 #include "log.h"
 
@@ -382,6 +383,42 @@ int lifecycle_resume(const char *cid, wake_result *out, op_error *e)
     if (lifecycle_load(cid, &c, e) < 0)
         return -1;
     return wake_compute(cid, out, e);
+}
+
+int lifecycle_resize(const char *cid, int cu, op_error *e)
+{
+    compute_rec c;
+    project_rec p;
+    char err[512] = "";
+    int rc = -1;
+
+    store_err(e);
+    if (lifecycle_load(cid, &c, e) < 0 || lifecycle_load_project(c.project, &p, e) < 0)
+        return -1;
+    if (cu < p.min_cu || cu > p.max_cu) {
+        set_err(e, 400, "invalid_field", "\"cu\" must be within the project's %d..%d",
+                p.min_cu, p.max_cu);
+        return -1;
+    }
+    if (c.state != ST_RUNNING) {
+        set_err(e, 409, "not_running", "compute %s is %s; only a running compute is resized",
+                cid, state_name(c.state));
+        return -1;
+    }
+    if (!backend_up(e))
+        return -1;
+    hold(cid, 1);
+    if (be->resize(&c, cu, err, sizeof(err)) < 0) {
+        set_err(e, 409, "resize_failed", "compute %s: %s", cid, err);
+    } else if (billing_resize(&c, cu) != 1) {
+        /* the limits changed; the meter still runs at the old size */
+        set_err(e, 503, "store_unavailable", "compute %s resized but not recorded", cid);
+    } else {
+        log_info("compute %s: resized %d -> %d CU", cid, c.size_cu, cu);
+        rc = 0;
+    }
+    hold(cid, -1);
+    return rc;
 }
 
 static int create_compute_record(const project_spec *spec, bool attach, compute_rec *c,

@@ -64,6 +64,9 @@ typedef enum {
 int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
                       long long activity_seen, op_error *e);
 int lifecycle_resume(const char *cid, wake_result *out, op_error *e);
+/* Sets a running compute's size (the project's min_cu..max_cu): the
+ * backend's limits, then the meter split at the new size. */
+int lifecycle_resize(const char *cid, int cu, op_error *e);
 
 /* Marks the compute suspended (stopped) if its server died. */
 /* The backend can act now (false: why, e.g. its engine is unreachable). */

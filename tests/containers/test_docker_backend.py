@@ -273,3 +273,32 @@ def test_reconcile_stops_containers_the_store_does_not_know(setup):
     st, _ = s.engine.api("GET", f"/volumes/{PREFIX}-{cid}-data", check=False)
     assert st == 200
     assert "store does not know" in s.controller.log_tail(20000)
+
+
+def cgroup_memory_limit(container_id):
+    import glob
+    hits = glob.glob(f"/sys/fs/cgroup/memory/**/*{container_id}*/memory.limit_in_bytes",
+                     recursive=True)
+    assert hits, "no memory cgroup for " + container_id
+    with open(hits[0]) as f:
+        return int(f.read())
+
+
+def test_resize_changes_container_limits(setup):
+    s = setup
+    doc = s.controller.create_project("dk11", min_cu=1, max_cu=2)
+    cid = doc["compute_id"]
+    ctr = s.container(cid)
+    assert cgroup_memory_limit(ctr["Id"]) == 512 << 20
+    st, c = s.controller.post(f"/api/v1/compute/{cid}/resize", {"cu": 2})
+    assert st == 200 and c["size_cu"] == 2, (st, c)
+    assert cgroup_memory_limit(ctr["Id"]) == 1024 << 20
+    # outside the project's range, or not an integer: a JSON 400
+    st, e = s.controller.post(f"/api/v1/compute/{cid}/resize", {"cu": 3})
+    assert st == 400 and e["code"] == "invalid_field", (st, e)
+    st, e = s.controller.post(f"/api/v1/compute/{cid}/resize", {"cu": "2"})
+    assert st == 400, (st, e)
+    # a suspended compute is not resized
+    suspend(s, cid, "stop")
+    st, e = s.controller.post(f"/api/v1/compute/{cid}/resize", {"cu": 1})
+    assert st == 409 and e["code"] == "not_running", (st, e)
