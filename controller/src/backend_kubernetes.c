@@ -126,7 +126,9 @@ typedef struct pod {
     char name[68];
     char uid[64];
     char ip[64];
-    bool ready, deleting;
+    bool ready, deleting, running;
+    long long restarts;
+    bool crashed;       /* its container restarted since the last start() */
     long long started_ms;
 } pod;
 
@@ -155,6 +157,11 @@ static void pod_parse(json_t *obj, pod *p)
     snprintf(p->ip, sizeof(p->ip), "%s", json_string_value(json_object_get(st, "podIP")) ?: "");
     p->deleting = json_object_get(md, "deletionTimestamp") != NULL;
     p->started_ms = rfc3339_ms(json_string_value(json_object_get(st, "startTime")));
+    json_array_foreach(json_object_get(st, "containerStatuses"), i, c) {
+        p->restarts += json_integer_value(json_object_get(c, "restartCount"));
+        if (json_object_get(json_object_get(c, "state"), "running"))
+            p->running = true;
+    }
     json_array_foreach(json_object_get(st, "conditions"), i, c) {
         const char *type = json_string_value(json_object_get(c, "type"));
         const char *v = json_string_value(json_object_get(c, "status"));
@@ -177,8 +184,14 @@ static void cache_set(const pod *p, bool deleted)
             free(e);
         }
     } else if (*pp) {
+        /* the kubelet restarts a container that died: the sessions on it are
+         * gone, which the lifecycle must hear as a crash, however fast the
+         * restart was */
+        bool crashed = (*pp)->crashed || (strcmp((*pp)->uid, p->uid) == 0 &&
+                                          p->restarts > (*pp)->restarts);
         e = (*pp)->next;
         **pp = *p;
+        (*pp)->crashed = crashed;
         (*pp)->next = e;
     } else if ((e = malloc(sizeof(*e))) != NULL) {
         *e = *p;
@@ -216,6 +229,15 @@ static int cache_get(const char *name, pod *out)
     }
     pthread_mutex_unlock(&pods_lock);
     return rc;
+}
+
+static void crash_clear(const char *name)
+{
+    pthread_mutex_lock(&pods_lock);
+    for (pod *e = pods; e; e = e->next)
+        if (strcmp(e->name, name) == 0)
+            e->crashed = false;
+    pthread_mutex_unlock(&pods_lock);
 }
 
 typedef struct {
@@ -646,6 +668,7 @@ static int k_start(const compute_rec *c, proc_ident *out,
                 told = true;
             }
             if (p.ready && sql_ping_tcp(p.ip, c->port, ADMIN_USER, password, 2) == 0) {
+                crash_clear(n.pod);
                 snprintf(out->host, sizeof(out->host), "%s", p.ip);
                 out->pid = 1;
                 out->pid_start = p.started_ms;
@@ -743,9 +766,11 @@ static proc_status k_status(const compute_rec *c)
     rc = pod_get(&n, &p);
     if (rc < 0)
         return PROC_UNKNOWN;
-    /* a pod that is not Ready is not serving: crashed (the kubelet may be
-     * restarting it), evicted or going */
-    return rc == 1 && p.ready && !p.deleting && p.ip[0] ? PROC_RUNNING : PROC_DEAD;
+    /* gone, going, not running, or restarted since it was started (its
+     * sessions died with the old container); a running pod that merely
+     * fails a readiness probe for a moment still serves its sessions */
+    return rc == 1 && p.running && !p.crashed && !p.deleting && p.ip[0] ? PROC_RUNNING
+                                                                         : PROC_DEAD;
 }
 
 static MYSQL *admin(const compute_rec *c, int timeout_s, char *err, size_t errlen)
