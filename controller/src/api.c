@@ -10,6 +10,7 @@
 #include "api_internal.h"
 #include "ids.h"
 #include "log.h"
+#include "scheduler.h"
 
 #define MAX_BODY (256 * 1024)
 #define MAX_ARGS 4096         /* copied query arguments of a slow request */
@@ -208,6 +209,7 @@ static void route(api_req *r)
                                 "available", bok);
         if (!bok)
             json_object_set_new(json_object_get(doc, "backend"), "error", json_string(why));
+        json_object_set_new(doc, "scheduler_lease", json_boolean(scheduler_is_leader()));
         return api_json(r, ok && bok ? 200 : 503, doc);
     }
     if (strcmp(r->url, "/wake_compute") == 0) {

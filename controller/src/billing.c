@@ -3,6 +3,8 @@
  * themselves (store.c); see billing.h for where everything else lives. */
 #include "billing.h"
 
+#include <stdatomic.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +48,18 @@ int billing_init(const config *c)
  * lifecycle_meter_tick (once per compute and tick), and everything slow (measuring datadirs, talking to
  * PostgreSQL) has its own thread so it can never delay a suspend. */
 void billing_tick(void) {}
+
+static atomic_bool leader_on;
+
+void billing_set_leader(bool on)
+{
+    atomic_store(&leader_on, on);
+}
+
+bool billing_is_leader(void)
+{
+    return atomic_load(&leader_on);
+}
 
 void billing_stop(void)
 {

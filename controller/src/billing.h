@@ -26,5 +26,8 @@ void billing_stop(void);
  * moment so that each part is billed at the size it ran at (for the
  * autoscaler).  1 done, 0 the compute is being deleted, -1 error. */
 int billing_resize(const compute_rec *c, int cu);
+/* The exporters run on the lease holder only (scheduler.c sets it). */
+void billing_set_leader(bool on);
+bool billing_is_leader(void);
 
 #endif

@@ -15,6 +15,7 @@
  * PostgreSQL down or hanging: every call has a deadline (billing_pg.c), the
  * events wait in Redis, the thread retries with backoff, and nothing else
  * in the controller notices. */
+#include "billing.h"
 #include "billing_internal.h"
 
 #include <jansson.h>
@@ -382,6 +383,10 @@ static void *retention_main(void *arg)
 {
     (void)arg;
     while (!atomic_load(&stopping)) {
+        if (!billing_is_leader()) {
+            pause_ms(cfg->export_interval_ms);
+            continue;
+        }
         int n = retire_expired();
         if (n < 1000)
             pause_ms(n < 0 ? MAX_BACKOFF_MS : cfg->export_interval_ms);
@@ -397,6 +402,11 @@ static void *exporter_main(void *arg)
     while (!atomic_load(&stopping)) {
         int rc;
 
+        /* one exporter at a time: the lease holder's */
+        if (!billing_is_leader()) {
+            pause_ms(cfg->export_interval_ms);
+            continue;
+        }
         if (mono_ms() - last_repair > 60000) {
             repair_queue();
             last_repair = mono_ms();

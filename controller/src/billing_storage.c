@@ -6,6 +6,7 @@
  *
  * The schedule (when each compute is next due) is the only thing kept in
  * memory; losing it on a restart only moves the next sample. */
+#include "billing.h"
 #include "billing_internal.h"
 
 #include <pthread.h>
@@ -138,7 +139,7 @@ static void *sampler_main(void *arg)
     (void)arg;
     while (!atomic_load(&stopping)) {
         int64_t t0 = mono_ms();
-        char **ids = lifecycle_compute_ids();
+        char **ids = billing_is_leader() ? lifecycle_compute_ids() : NULL;
 
         if (ids) {
             refresh(ids);

@@ -79,6 +79,7 @@ static const opt opts[] = {
     I("freeze_after_s", freeze_after_s, 0, 86400 * 365),
     I("drain_wait_ms", drain_wait_ms, 0, 600000),
     I("scheduler_interval_ms", scheduler_interval_ms, 10, 600000),
+    I("lease_ttl_ms", lease_ttl_ms, 100, 600000),
     I("wake_timeout_ms", wake_timeout_ms, 100, 3600000),
     I("start_timeout_ms", start_timeout_ms, 100, 3600000),
     I("stop_timeout_ms", stop_timeout_ms, 100, 3600000),
@@ -196,6 +197,7 @@ void config_defaults(config *c)
     c->freeze_after_s = 60;
     c->drain_wait_ms = 3000;
     c->scheduler_interval_ms = 1000;
+    c->lease_ttl_ms = 5000;
     c->wake_timeout_ms = 30000;
     c->start_timeout_ms = 20000;
     c->stop_timeout_ms = 20000;
@@ -403,6 +405,11 @@ int config_validate(const config *c, char *err, size_t errlen)
             snprintf(err, errlen, "compute_plugins: plugin file names (a-z0-9._-) only");
             return -1;
         }
+    if (c->lease_ttl_ms < 2 * c->scheduler_interval_ms) {
+        /* the holder renews it every tick: two ticks must fit */
+        snprintf(err, errlen, "lease_ttl_ms must be at least twice scheduler_interval_ms");
+        return -1;
+    }
     if (k8s_check(c, err, errlen) < 0)
         return -1;
     if (strcmp(c->backend, "process") != 0 && strcmp(c->backend, "docker") != 0 &&

@@ -61,6 +61,7 @@ typedef struct {
     int freeze_after_s;             /* default per project; 0: no freeze tier */
     int drain_wait_ms;              /* longer than the proxy's cache TTL */
     int scheduler_interval_ms;
+    int lease_ttl_ms;               /* the scheduler lease: a dead holder's work moves after it */
     int wake_timeout_ms;
     int start_timeout_ms;
     int stop_timeout_ms;

@@ -121,7 +121,11 @@ int main(int argc, char **argv)
         }
     }
     lifecycle_init(&cfg, be);
-    lifecycle_reconcile();
+    scheduler_init(&cfg);
+    /* the lease holder settles what a dead controller left, before the API
+     * opens; the others leave that to it */
+    if (!scheduler_lease(true))
+        log_info("another controller holds the scheduler lease; serving the API and wakes");
     if (billing_init(&cfg) < 0)
         return 1;
     d = api_start(&cfg);

@@ -10,6 +10,8 @@
 #include "ids.h"
 #include "metrics.h"
 
+#include "scheduler.h"
+
 extern const double hist_bounds[];
 extern const int hist_nbounds;
 
@@ -133,6 +135,9 @@ void h_metrics(api_req *r)
     b.buf = malloc(b.cap = 8192);
     b.buf[0] = '\0';
     computes(&b);
+    sb_printf(&b, "# HELP smdb_scheduler_lease 1 on the controller that runs the scheduler.\n"
+                  "# TYPE smdb_scheduler_lease gauge\nsmdb_scheduler_lease %d\n",
+              scheduler_is_leader() ? 1 : 0);
     counter(&b, h, "smdb_wakes_total", "wakes_total", "Wake requests.");
     counter(&b, h, "smdb_wake_errors_total", "wake_errors_total", "Wake requests that failed.");
     counter(&b, h, "smdb_compute_starts_total", "starts_total", "Computes started by a wake.");

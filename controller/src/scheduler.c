@@ -118,13 +118,63 @@ static void tick(void)
     ids_free(ids);
 }
 
+/* ---- the lease -----------------------------------------------------------
+ * Every controller serves the API and wakes (the state machine in Redis
+ * makes concurrent wakes safe); one at a time holds the lease and runs the
+ * scheduler, reconcile and the billing exporters, so idle decisions, crash
+ * handling and exports are not made twice.  A holder that dies stops
+ * renewing; another takes over within lease_ttl_ms and reconciles first. */
+
+static char holder[128];
+static atomic_bool leader;
+
+/* Stable across restarts of the same controller (host name and API
+ * address, unique among controllers sharing a Redis): a controller that
+ * was killed and restarted takes its own lease back at once instead of
+ * waiting out its TTL.  The pid is only for the log. */
+static void holder_id(void)
+{
+    char host[64] = "";
+
+    gethostname(host, sizeof(host) - 1);
+    snprintf(holder, sizeof(holder), "%s:%s:%d", host, cfg->listen_host, cfg->listen_port);
+}
+
+bool scheduler_lease(bool starting)
+{
+    int rc;
+
+    if (!holder[0])
+        holder_id();
+    rc = store_lease("scheduler", holder, cfg->lease_ttl_ms);
+    if (rc == 2 || (rc == 1 && starting)) {
+        log_info("this controller (%s, pid %d) holds the scheduler lease: reconciling", holder,
+                 (int)getpid());
+        lifecycle_reconcile();
+    } else if (rc == 0 && atomic_load(&leader)) {
+        log_warn("scheduler lease lost to another controller");
+    }
+    /* Redis unreachable: nobody can schedule anything; on its return a
+     * renewal (1) keeps the lease without a second reconcile */
+    atomic_store(&leader, rc >= 1);
+    billing_set_leader(rc >= 1);
+    return rc >= 1;
+}
+
+bool scheduler_is_leader(void)
+{
+    return atomic_load(&leader);
+}
+
 static void *scheduler_main(void *arg)
 {
     (void)arg;
     while (!atomic_load(&stopping)) {
         int64_t t0 = mono_ms();
-        tick();
-        billing_tick();
+        if (scheduler_lease(false)) {
+            tick();
+            billing_tick();
+        }
         int64_t left = cfg->scheduler_interval_ms - (mono_ms() - t0);
         while (left > 0 && !atomic_load(&stopping)) {
             usleep((useconds_t)(left > 50 ? 50 : left) * 1000);
@@ -132,6 +182,11 @@ static void *scheduler_main(void *arg)
         }
     }
     return NULL;
+}
+
+void scheduler_init(const config *c)
+{
+    cfg = c;
 }
 
 int scheduler_start(const config *c)
@@ -145,4 +200,8 @@ void scheduler_stop(void)
 {
     atomic_store(&stopping, true);
     pthread_join(thread, NULL);
+    /* hand over at once instead of after lease_ttl_ms */
+    if (atomic_load(&leader) && holder[0])
+        store_lease_release("scheduler", holder);
+    atomic_store(&leader, false);
 }

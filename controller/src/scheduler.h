@@ -1,10 +1,20 @@
-/* Background work: crash supervision, idle suspends, metering ticks. */
+/* Background work: crash supervision, idle suspends, metering ticks --
+ * on the one controller that holds the scheduler lease. */
 #ifndef SMDB_SCHEDULER_H
 #define SMDB_SCHEDULER_H
 
+#include <stdbool.h>
+
 #include "config.h"
 
+void scheduler_init(const config *cfg);
 int scheduler_start(const config *cfg);
+/* Takes or renews the scheduler lease (reconciling when it is gained);
+ * true while this controller holds it.  main() calls it once before the
+ * API opens (starting: reconcile even if the lease was still its own), the
+ * scheduler thread every tick. */
+bool scheduler_lease(bool starting);
+bool scheduler_is_leader(void);
 void scheduler_stop(void);
 
 #endif

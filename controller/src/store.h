@@ -95,6 +95,12 @@ int store_transition(const compute_rec *c, const transition *t, char cur[32]);
 /* Simple field updates that need no state check. */
 int store_compute_set(const char *cid, const char **kv, int nkv);
 int store_counter_incr(const char *field, long long by);
+
+/* The lease `name` for holder (store_lease.c): 2 gained now, 1 renewed, 0
+ * another holds it, -1 Redis unreachable. */
+int store_lease(const char *name, const char *holder, int ttl_ms);
+/* Gives it up if holder has it: 1 released, 0 not ours, -1 error. */
+int store_lease_release(const char *name, const char *holder);
 int store_hist_observe(const char *name, double ms);
 
 #endif
