@@ -6,7 +6,7 @@ PYTHON  := /usr/bin/python3
 FUZZ_SECONDS ?= 20
 export BUILD
 
-.PHONY: all deps ensure-deps controller module plugin unit fuzz fuzz-short e2e test test-trixie trixie-root bench demo clean
+.PHONY: test-containers all deps ensure-deps controller module plugin unit fuzz fuzz-short e2e test test-trixie trixie-root bench demo clean
 
 all: controller module plugin
 
@@ -50,6 +50,14 @@ test: ensure-deps
 	$(MAKE) e2e
 	@if [ "$(SMDB_TRIXIE)" != 0 ] && grep -qs '^VERSION_ID="12"' /etc/os-release; then \
 	    $(MAKE) test-trixie; fi
+
+# Containers for real: podman's Docker Engine API, the images built from
+# images/*/Dockerfile on a local Debian base (nothing is pulled), the docker
+# backend's e2e tests and the compose demo.  Needs root.  .ci/run runs it
+# after `make test`.
+test-containers: ensure-deps
+	$(MAKE) all
+	cd tests/containers && $(PYTHON) -m pytest -p no:cacheprovider -q -ra .
 
 # The same build and tests inside a cached Debian 13 root (nginx 1.26,
 # MariaDB 11.8, clang 19) under build/trixie; needs root (debootstrap,

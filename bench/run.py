@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHES = ["controller_bench.py", "proxy_bench.py", "plugin_bench.py", "billing_bench.py"]
+BENCHES = ["controller_bench.py", "proxy_bench.py", "plugin_bench.py", "billing_bench.py",
+           "container_bench.py"]
 
 
 def main():

@@ -21,6 +21,8 @@ PACKAGES=(
   python3-pymysql python3-pytest
   curl procps iproute2 psmisc
   debootstrap
+  # containers (tests/containers): podman serves the Docker Engine API here
+  podman runc netavark aardvark-dns docker-compose iptables
   # clients the e2e tests drive through the proxy (tests/e2e/test_clients.py)
   libdbd-mariadb-perl nodejs "npm|nodejs" openssl
 )

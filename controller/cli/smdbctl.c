@@ -87,6 +87,7 @@ static void usage(void)
           "  project list | project show ID | project delete ID\n"
           "  compute create PROJECT | compute show ID | compute delete ID\n"
           "  compute suspend ID [--freeze] [--now] | compute resume ID\n"
+          "  compute resize ID CU\n"
           "  usage PROJECT [--from RFC3339] [--to RFC3339]\n"
           "  wake PROJECT            (uses $SMDB_WAKE_TOKEN)\n"
           "  metrics | health\n",
@@ -211,6 +212,15 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], "resume") == 0) {
             strncat(path, "/resume", sizeof(path) - strlen(path) - 1);
             return request(url, token, "POST", path, NULL);
+        }
+        if (strcmp(argv[1], "resize") == 0 && argc == 4) {
+            char body[64], *end;
+            long cu = strtol(argv[3], &end, 10);
+            if (*argv[3] == '\0' || *end != '\0' || cu < 1 || cu > 1024)
+                usage();
+            snprintf(body, sizeof(body), "{\"cu\":%ld}", cu);
+            strncat(path, "/resize", sizeof(path) - strlen(path) - 1);
+            return request(url, token, "POST", path, body);
         }
     } else if (strcmp(argv[0], "usage") == 0 && argc >= 2) {
         const char *from = opt_str(argc, argv, "--from"), *to = opt_str(argc, argv, "--to");

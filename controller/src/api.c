@@ -188,6 +188,8 @@ static void route_api(api_req *r)
         if (is(r, "POST")) return slow(r, h_compute_suspend, s[1]);
     } else if (n == 3 && strcmp(s[0], "compute") == 0 && strcmp(s[2], "resume") == 0) {
         if (is(r, "POST")) return slow(r, h_compute_resume, s[1]);
+    } else if (n == 3 && strcmp(s[0], "compute") == 0 && strcmp(s[2], "resize") == 0) {
+        if (is(r, "POST")) return slow(r, h_compute_resize, s[1]);
     } else {
         return api_error(r, 404, "not_found", "no such endpoint");
     }
@@ -199,9 +201,14 @@ static void route(api_req *r)
     if (strlen(r->url) >= sizeof(r->path))
         return api_error(r, 414, "uri_too_long", "request path too long");
     if (strcmp(r->url, "/healthz") == 0) {
-        bool ok = store_ping();
-        return api_json(r, ok ? 200 : 503, json_pack("{s:s, s:b}", "status", ok ? "ok" : "degraded",
-                                                     "redis", ok));
+        char why[256] = "";
+        bool ok = store_ping(), bok = lifecycle_backend_available(why, sizeof(why));
+        json_t *doc = json_pack("{s:s, s:b, s:{s:s, s:b}}", "status", ok && bok ? "ok" : "degraded",
+                                "redis", ok, "backend", "name", lifecycle_backend_name(),
+                                "available", bok);
+        if (!bok)
+            json_object_set_new(json_object_get(doc, "backend"), "error", json_string(why));
+        return api_json(r, ok && bok ? 200 : 503, doc);
     }
     if (strcmp(r->url, "/wake_compute") == 0) {
         if (!token_ok(r, cfg->wake_token))

@@ -64,6 +64,7 @@ void h_compute_get(api_req *r, const char *id);
 void h_compute_delete(api_req *r, const char *id);
 void h_compute_suspend(api_req *r, const char *id);
 void h_compute_resume(api_req *r, const char *id);
+void h_compute_resize(api_req *r, const char *id);
 void h_wake(api_req *r);
 void h_activity(api_req *r, const char *id);
 void h_metrics(api_req *r);

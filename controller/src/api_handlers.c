@@ -326,6 +326,36 @@ void h_compute_resume(api_req *r, const char *id)
     api_json(r, 200, compute_json(&c));
 }
 
+void h_compute_resize(api_req *r, const char *id)
+{
+    static const char *const fields[] = {"cu", NULL};
+    json_t *doc, *cu;
+    op_error e = OP_ERROR_INIT;
+    compute_rec c;
+    json_int_t n;
+    int rc;
+
+    if (!compute_id_valid(id))
+        return api_error(r, 400, "invalid_compute_id", "invalid compute id");
+    if ((doc = api_body_object(r)) == NULL)
+        return;
+    if (known_fields(r, doc, fields) < 0) {
+        json_decref(doc);
+        return;
+    }
+    cu = json_object_get(doc, "cu");
+    n = json_is_integer(cu) ? json_integer_value(cu) : -1;
+    json_decref(doc);
+    if (n < 1 || n > 1024)
+        return api_error(r, 400, "invalid_field", "\"cu\" must be an integer 1..1024");
+    if (lifecycle_resize(id, (int)n, &e) < 0)
+        return api_op_error(r, &e);
+    if ((rc = store_compute_get(id, &c)) != 0)
+        return api_error(r, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "unknown_compute",
+                         rc < 0 ? "state store unavailable" : "compute vanished");
+    api_json(r, 200, compute_json(&c));
+}
+
 void h_wake(api_req *r)
 {
     const char *project = api_query(r, "endpointish");

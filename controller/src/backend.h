@@ -10,11 +10,17 @@
 #include "config.h"
 #include "store.h"
 
-typedef enum { PROC_DEAD, PROC_RUNNING, PROC_FROZEN } proc_status;
+/* PROC_UNKNOWN: the engine that would know cannot be asked now (a container
+ * engine down); nothing may be concluded from it. */
+typedef enum { PROC_DEAD, PROC_RUNNING, PROC_FROZEN, PROC_UNKNOWN } proc_status;
 
+/* Identity of a running instance and where the proxy reaches it.  host is
+ * empty where it never changes (the process backend: compute_host); a
+ * container gets a new address at every start. */
 typedef struct {
     int pid;
     long long pid_start;
+    char host[64];
 } proc_ident;
 
 typedef struct {
@@ -47,9 +53,19 @@ typedef struct backend {
     int (*probe)(const compute_rec *c, compute_probe *out);
     /* Bytes of storage the compute uses; -1 if unknown. */
     long long (*storage_bytes)(const compute_rec *c);
+    /* Optional: false (with the reason) while the backend cannot act at all,
+     * e.g. its engine is unreachable.  NULL: always available. */
+    bool (*available)(char *err, size_t errlen);
+    /* Optional: calls fn with the compute id of every instance the backend
+     * finds under its own name (reconcile finds instances the store does not
+     * know).  -1 if it cannot list. */
+    int (*list)(void (*fn)(const char *cid, void *arg), void *arg);
 } backend;
 
 /* NULL (with a message in err) if the host does not allow it. */
 const backend *backend_process(const config *cfg, char *err, size_t errlen);
+/* Never NULL for a valid configuration: an engine that is down now is
+ * reported by available() until it answers. */
+const backend *backend_docker(const config *cfg, char *err, size_t errlen);
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,15 @@ static const opt opts[] = {
     I("compute_uid_max", compute_uid_max, 1000, 2000000000),
     S("compute_proxy_networks", compute_proxy_networks),
     S("compute_plugins", compute_plugins),
+    S("docker_socket", docker_socket),
+    S("docker_image", docker_image),
+    S("docker_network", docker_network),
+    S("docker_prefix", docker_prefix),
+    S("docker_report_url", docker_report_url),
+    S("docker_proxy_networks", docker_proxy_networks),
+    I("docker_cu_memory_mb", docker_cu_memory_mb, 64, 1 << 20),
+    I("docker_cu_millicpus", docker_cu_millicpus, 10, 1 << 20),
+    I("docker_pids_limit", docker_pids_limit, 64, 1 << 20),
     I("idle_timeout_s", idle_timeout_s, 1, 86400 * 365),
     I("freeze_after_s", freeze_after_s, 0, 86400 * 365),
     I("drain_wait_ms", drain_wait_ms, 0, 600000),
@@ -75,6 +85,16 @@ static const opt opts[] = {
     I("api_per_ip_exempt_loopback", api_per_ip_exempt_loopback, 0, 1),
     I("api_idle_timeout_s", api_idle_timeout_s, 1, 3600),
 };
+
+static bool docker_name_ok(const char *s)
+{
+    if (!isalnum((unsigned char)s[0]))
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
+            return false;
+    return true;
+}
 
 void config_defaults(config *c)
 {
@@ -102,6 +122,13 @@ void config_defaults(config *c)
     c->compute_uid_max = 299999;
     strcpy(c->compute_proxy_networks, "127.0.0.2/32");
     strcpy(c->compute_plugins, "auth_ed25519.so");
+    strcpy(c->docker_socket, "/var/run/docker.sock");
+    strcpy(c->docker_image, "smdb-compute:latest");
+    strcpy(c->docker_network, "smdb");
+    strcpy(c->docker_prefix, "smdb");
+    c->docker_cu_memory_mb = 1024;
+    c->docker_cu_millicpus = 1000;
+    c->docker_pids_limit = 512;
     c->idle_timeout_s = 300;
     c->freeze_after_s = 60;
     c->drain_wait_ms = 3000;
@@ -287,13 +314,35 @@ int config_validate(const config *c, char *err, size_t errlen)
             snprintf(err, errlen, "compute_proxy_networks: addresses and networks only");
             return -1;
         }
+    for (const char *p = c->docker_proxy_networks; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(".:/,", *p)) {
+            snprintf(err, errlen, "docker_proxy_networks: addresses and networks only");
+            return -1;
+        }
+    /* names the backend builds paths and URLs from */
+    if (!docker_name_ok(c->docker_network) || !docker_name_ok(c->docker_prefix)) {
+        snprintf(err, errlen, "docker_network and docker_prefix: [a-zA-Z0-9_.-], starting "
+                 "with a letter or digit");
+        return -1;
+    }
+    for (const char *p = c->docker_image; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._-/:@", *p)) {
+            snprintf(err, errlen, "docker_image: an image reference");
+            return -1;
+        }
+    for (const char *p = c->docker_report_url; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._~:/?&=%+-", *p)) {
+            snprintf(err, errlen, "docker_report_url: a plain URL");
+            return -1;
+        }
     for (const char *p = c->compute_plugins; *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr("._- ", *p)) {
             snprintf(err, errlen, "compute_plugins: plugin file names (a-z0-9._-) only");
             return -1;
         }
-    if (strcmp(c->backend, "process") != 0) {
-        snprintf(err, errlen, "backend \"%s\" is not available (only \"process\")", c->backend);
+    if (strcmp(c->backend, "process") != 0 && strcmp(c->backend, "docker") != 0) {
+        snprintf(err, errlen, "backend \"%s\" is not available (\"process\" or \"docker\")",
+                 c->backend);
         return -1;
     }
     if (c->redis_password_file[0] && access(c->redis_password_file, R_OK) != 0) {

@@ -16,7 +16,7 @@ typedef struct {
     int redis_timeout_ms;           /* connect and reply timeout */
     char api_token[256];
     char wake_token[256];
-    char backend[32];               /* "process" */
+    char backend[32];               /* "process" or "docker" */
     char data_dir[512];             /* per-compute datadirs live here */
     char socket_dir[256];           /* mariadbd unix sockets (short path) */
     char compute_host[64];
@@ -32,6 +32,16 @@ typedef struct {
     int compute_uid_min, compute_uid_max; /* one uid (and gid) per compute */
     char compute_proxy_networks[256];  /* who may send computes a PROXY header */
     char compute_plugins[512];      /* system plugins a compute may load (allow-list) */
+    /* docker backend (docs/docker-backend.md) */
+    char docker_socket[256];        /* the Engine API's unix socket */
+    char docker_image[256];         /* the compute image (images/compute) */
+    char docker_network[64];        /* computes join it; the proxy must reach it */
+    char docker_prefix[32];         /* names and the smdb.prefix label of what it creates */
+    char docker_report_url[256];    /* how compute containers reach the controller */
+    char docker_proxy_networks[256];   /* where the proxy connects to computes from */
+    int docker_cu_memory_mb;        /* memory limit per compute unit */
+    int docker_cu_millicpus;        /* CPU limit per compute unit (1000: one CPU) */
+    int docker_pids_limit;
     int idle_timeout_s;             /* default per project */
     int freeze_after_s;             /* default per project; 0: no freeze tier */
     int drain_wait_ms;              /* longer than the proxy's cache TTL */

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "billing.h"
 #include "ids.h"
 #include "log.h"
 
@@ -162,6 +163,18 @@ static int move(const compute_rec *c, const char *from, compute_state to, meter_
     return rc;
 }
 
+/* A backend that cannot act (its engine is down) makes no records: the
+ * client gets a retryable 503, not a failed compute. */
+static bool backend_up(op_error *e)
+{
+    char why[256] = "";
+
+    if (be->available == NULL || be->available(why, sizeof(why)))
+        return true;
+    set_err(e, 503, "backend_unavailable", "compute backend %s unavailable: %s", be->name, why);
+    return false;
+}
+
 static void ident_strings(const proc_ident *id, char pid[16], char start[24])
 {
     snprintf(pid, 16, "%d", id->pid);
@@ -177,11 +190,22 @@ static void spawned(const compute_rec *c, const proc_ident *id)
 {
     char pid[16], start[24];
     const char *kv[] = {"pid", pid, "pid_start", start, "act_seq", "0", "act_start_ms", "0",
-                        "act_connections", "0"};
-    transition t = {"creating,resuming", ST_UNKNOWN, METER_OPEN, NULL, 0, kv, 10};
+                        "act_connections", "0", "host", id->host};
+    transition t = {"creating,resuming", ST_UNKNOWN, METER_OPEN, NULL, 0, kv,
+                    id->host[0] ? 12 : 10};
 
     ident_strings(id, pid, start);
     store_transition(c, &t, NULL);
+}
+
+bool lifecycle_backend_available(char *why, size_t len)
+{
+    return be->available == NULL || be->available(why, len);
+}
+
+const char *lifecycle_backend_name(void)
+{
+    return be->name;
 }
 
 void lifecycle_touch(const char *cid)
@@ -216,7 +240,7 @@ static int do_resume(compute_rec *c, const char **cold, op_error *e)
 {
     char err[512] = "", pid[16], start[24];
     proc_status st = c->pid > 0 ? be->status(c) : PROC_DEAD;
-    proc_ident id = {c->pid, c->pid_start};
+    proc_ident id = {c->pid, c->pid_start, ""};
 
     if (st == PROC_FROZEN || (st == PROC_RUNNING && c->mode == MODE_FROZEN)) {
         if (be->thaw(c, err, sizeof(err)) == 0 && be->ready(c) == 0) {
@@ -235,10 +259,11 @@ static int do_resume(compute_rec *c, const char **cold, op_error *e)
     }
     if (be->start(c, &id, spawned, err, sizeof(err)) == 0) {
         ident_strings(&id, pid, start);
-        const char *kv[] = {"pid", pid, "pid_start", start, "mode", "", "error", ""};
+        const char *kv[] = {"pid", pid, "pid_start", start, "mode", "", "error", "",
+                            "host", id.host};
         *cold = "started";
         store_counter_incr("starts_total", 1);
-        return resumed(c, kv, 8, e);
+        return resumed(c, kv, id.host[0] ? 10 : 8, e);
     }
     log_error("compute %s: start failed: %s", c->id, err);
     store_counter_incr("start_failures_total", 1);
@@ -287,6 +312,8 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
         case ST_SUSPENDED:
         case ST_FAILED: {
             const char *kv[] = {"wake_requested_ms", ""};
+            if (!backend_up(e))
+                return -1;
             /* only the actor holds the compute, not the waiters */
             hold(cid, 1);
             if (move(&c, c.state == ST_FAILED ? "failed" : "suspended", ST_RESUMING,
@@ -356,6 +383,42 @@ int lifecycle_resume(const char *cid, wake_result *out, op_error *e)
     if (lifecycle_load(cid, &c, e) < 0)
         return -1;
     return wake_compute(cid, out, e);
+}
+
+int lifecycle_resize(const char *cid, int cu, op_error *e)
+{
+    compute_rec c;
+    project_rec p;
+    char err[512] = "";
+    int rc = -1;
+
+    store_err(e);
+    if (lifecycle_load(cid, &c, e) < 0 || lifecycle_load_project(c.project, &p, e) < 0)
+        return -1;
+    if (cu < p.min_cu || cu > p.max_cu) {
+        set_err(e, 400, "invalid_field", "\"cu\" must be within the project's %d..%d",
+                p.min_cu, p.max_cu);
+        return -1;
+    }
+    if (c.state != ST_RUNNING) {
+        set_err(e, 409, "not_running", "compute %s is %s; only a running compute is resized",
+                cid, state_name(c.state));
+        return -1;
+    }
+    if (!backend_up(e))
+        return -1;
+    hold(cid, 1);
+    if (be->resize(&c, cu, err, sizeof(err)) < 0) {
+        set_err(e, 409, "resize_failed", "compute %s: %s", cid, err);
+    } else if (billing_resize(&c, cu) != 1) {
+        /* the limits changed; the meter still runs at the old size */
+        set_err(e, 503, "store_unavailable", "compute %s resized but not recorded", cid);
+    } else {
+        log_info("compute %s: resized %d -> %d CU", cid, c.size_cu, cu);
+        rc = 0;
+    }
+    hold(cid, -1);
+    return rc;
 }
 
 static int create_compute_record(const project_spec *spec, bool attach, compute_rec *c,
@@ -465,6 +528,8 @@ static int create_compute(const project_spec *spec, bool attach, create_result *
     char token[65], err[512] = "", pid[16], start[24];
     proc_ident id;
 
+    if (!backend_up(e))
+        return -1;
     if (create_compute_record(spec, attach, &c, token, e) < 0)
         return -1;
     snprintf(out->compute_id, sizeof(out->compute_id), "%s", c.id);
@@ -475,14 +540,16 @@ static int create_compute(const project_spec *spec, bool attach, create_result *
         goto fail;
     c.pid = id.pid;
     c.pid_start = id.pid_start;
+    if (id.host[0])
+        snprintf(c.host, sizeof(c.host), "%s", id.host);
     /* the project's own administrator; its password is returned once and
      * stored nowhere but in the compute (as MariaDB's hash) */
     if (grant_owner(&c, out->admin_user, out->admin_password, spec->id, err, sizeof(err)) < 0)
         goto fail;
     ident_strings(&id, pid, start);
     {
-        const char *kv[] = {"pid", pid, "pid_start", start};
-        int rc = move(&c, "creating", ST_RUNNING, METER_KEEP, kv, 4);
+        const char *kv[] = {"pid", pid, "pid_start", start, "host", id.host};
+        int rc = move(&c, "creating", ST_RUNNING, METER_KEEP, kv, id.host[0] ? 6 : 4);
         if (rc != 1) {
             snprintf(err, sizeof(err), "%s", rc < 0 ? "state store unavailable"
                                                     : "compute changed state during creation");
@@ -801,6 +868,13 @@ static void reconcile_one(compute_rec *c)
     proc_status st = c->pid > 0 ? be->status(c) : PROC_DEAD;
     op_error e = {0};
 
+    if (st == PROC_UNKNOWN) {
+        /* nothing to conclude while the engine cannot be asked: supervision
+         * settles the compute once it answers */
+        log_warn("compute %s: backend cannot tell its state now, left %s", c->id,
+                 state_name(c->state));
+        return;
+    }
     switch (c->state) {
     case ST_CREATING: {
         /* the admin password was never handed out: the compute is unusable */
@@ -843,6 +917,26 @@ static void reconcile_one(compute_rec *c)
     }
 }
 
+/* An instance under the backend's name whose compute the store does not
+ * know (its records were deleted while the controller was down, or another
+ * store was used): stopped, never deleted -- its data may be wanted. */
+static void stray_instance(const char *cid, void *arg)
+{
+    compute_rec c;
+    char err[256];
+
+    (void)arg;
+    if (store_compute_get(cid, &c) != 1)
+        return;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.id, sizeof(c.id), "%s", cid);
+    if (be->status(&c) == PROC_RUNNING || be->status(&c) == PROC_FROZEN) {
+        log_warn("compute %s: instance found that the store does not know; stopping it "
+                 "(its data is kept)", cid);
+        be->stop(&c, err, sizeof(err));
+    }
+}
+
 void lifecycle_reconcile(void)
 {
     char **ids = lifecycle_compute_ids();
@@ -857,6 +951,8 @@ void lifecycle_reconcile(void)
     }
     ids_free(ids);
     log_info("reconciled %d computes", n);
+    if (be->list)
+        be->list(stray_instance, NULL);
 }
 
 bool lifecycle_meter_tick(const compute_rec *c)

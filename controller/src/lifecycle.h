@@ -64,8 +64,14 @@ typedef enum {
 int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
                       long long activity_seen, op_error *e);
 int lifecycle_resume(const char *cid, wake_result *out, op_error *e);
+/* Sets a running compute's size (the project's min_cu..max_cu): the
+ * backend's limits, then the meter split at the new size. */
+int lifecycle_resize(const char *cid, int cu, op_error *e);
 
 /* Marks the compute suspended (stopped) if its server died. */
+/* The backend can act now (false: why, e.g. its engine is unreachable). */
+bool lifecycle_backend_available(char *why, size_t len);
+const char *lifecycle_backend_name(void);
 bool lifecycle_supervise(const compute_rec *c);   /* true: changed it */
 /* Start-up: brings Redis in line with what really runs. */
 void lifecycle_reconcile(void);

@@ -109,7 +109,8 @@ int main(int argc, char **argv)
     }
     {
         char err[512] = "";
-        be = backend_process(&cfg, err, sizeof(err));
+        be = strcmp(cfg.backend, "docker") == 0 ? backend_docker(&cfg, err, sizeof(err))
+                                                  : backend_process(&cfg, err, sizeof(err));
         if (be == NULL) {
             log_error("backend %s: %s", cfg.backend, err);
             return 2;

@@ -123,7 +123,9 @@ def cleanup_objects(prefix=PREFIX):
 
 
 def build_image(dockerfile, tag, context=ROOT, **args):
-    argv = ["build", "-q", "-f", os.path.join(ROOT, dockerfile), "-t", tag]
+    # --layers=false: no intermediate images are left behind (the base
+    # images are the cache; a build on them takes seconds)
+    argv = ["build", "-q", "--layers=false", "-f", os.path.join(ROOT, dockerfile), "-t", tag]
     for k, v in args.items():
         argv += ["--build-arg", f"{k}={v}"]
     podman(*argv, context, timeout=1800)
@@ -150,11 +152,48 @@ _built = []
 
 
 @pytest.fixture(scope="session")
+def compute_image_11_8(base_images):
+    """The compute image on MariaDB 11.8 (Debian 13's server: what users get
+    from mariadb:11.8)."""
+    r = subprocess.run([os.path.join(ROOT, "scripts", "container-base.sh"), "trixie"],
+                       env=podman_env(), capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise RuntimeError("container-base.sh trixie: " + r.stderr[-3000:])
+    mariadb = build_image("images/mariadb/Dockerfile", "localhost/smdb-mariadb:trixie",
+                          context=os.path.join(ROOT, "images", "mariadb"),
+                          DEBIAN=r.stdout.strip().splitlines()[-1])
+    tag = build_image("images/compute/Dockerfile", "localhost/smdb-compute:11.8-" + TAG,
+                      BASE=mariadb)
+    _built.append(tag)
+    return tag
+
+
+@pytest.fixture(scope="session")
 def compute_image(base_images):
     tag = build_image("images/compute/Dockerfile", "localhost/smdb-compute:" + TAG,
                       BASE=base_images["mariadb"])
     _built.append(tag)
     return tag
+
+
+def netavark_chains_cleanup():
+    """netavark leaves its port-forwarding chains once its last network is
+    gone; with no container of anyone's running they hold nothing."""
+    if podman("ps", "-q", check=False).stdout.strip():
+        return
+    for table in ("nat", "filter"):
+        r = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True)
+        chains = [l.split()[1] for l in r.stdout.splitlines()
+                  if l.startswith("-N NETAVARK")]
+        for l in r.stdout.splitlines():
+            parts = l.split()
+            if l.startswith("-A ") and "-j" in parts and parts[parts.index("-j") + 1] in chains \
+                    and not parts[1].startswith("NETAVARK"):
+                subprocess.run(["iptables", "-t", table, "-D", *parts[1:]], capture_output=True)
+        for c in chains:
+            subprocess.run(["iptables", "-t", table, "-F", c], capture_output=True)
+        for c in chains:
+            subprocess.run(["iptables", "-t", table, "-X", c], capture_output=True)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -163,6 +202,8 @@ def pytest_sessionfinish(session, exitstatus):
         cleanup_objects()
         for tag in _built:
             podman("rmi", "-f", tag, check=False)
+        if shutil.which("iptables"):
+            netavark_chains_cleanup()
 
 
 @pytest.fixture

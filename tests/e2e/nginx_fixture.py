@@ -145,6 +145,8 @@ def _controller_address(controller, directives):
 def render_conf(run_dir, port, controller_addr, token, directives):
     d = dict(directives)
     proxy_protocol = d.pop("proxy_protocol", True)
+    # None: the kernel picks (computes in containers, reached over a bridge)
+    bind = d.pop("proxy_bind", "127.0.0.2")
     workers = d.pop("workers", 2)
     extra = d.pop("extra", "")
     stream_extra = d.pop("stream_extra", "")
@@ -190,7 +192,7 @@ stream {{
         proxy_pass $wake_upstream;
         proxy_protocol {"on" if proxy_protocol else "off"};
         # computes take PROXY headers from this source address only
-        proxy_bind 127.0.0.2;
+        {f"proxy_bind {bind};" if bind else "# no proxy_bind"}
         proxy_connect_timeout 5s;
         proxy_timeout 1h;
 {extra}

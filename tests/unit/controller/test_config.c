@@ -119,6 +119,39 @@ static void overrides_and_cross_checks(void **st)
     }
 }
 
+/* names and URLs the docker backend puts into Engine API paths, container
+ * environments and PROXY settings: only their own characters */
+static void docker_settings(void **st)
+{
+    config c;
+    char err[256];
+    static const struct { const char *key, *value; int ok; } cases[] = {
+        {"backend", "docker", 0},
+        {"docker_prefix", "smdb-t1", 0},
+        {"docker_prefix", "../x", -1},
+        {"docker_prefix", "-x", -1},
+        {"docker_network", "smdb", 0},
+        {"docker_network", "a/b", -1},
+        {"docker_network", "a?b", -1},
+        {"docker_image", "localhost/smdb-compute:11.8", 0},
+        {"docker_image", "img with space", -1},
+        {"docker_report_url", "http://controller:8480", 0},
+        {"docker_report_url", "http://x\n", -1},
+        {"docker_proxy_networks", "172.30.0.10/32,10.0.0.0/8", 0},
+        {"docker_proxy_networks", "1.2.3.4 ; x", -1},
+    };
+
+    (void)st;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        config_defaults(&c);
+        assert_int_equal(config_set(&c, "api_token", "x", err, sizeof(err)), 0);
+        assert_int_equal(config_set(&c, "wake_token", "y", err, sizeof(err)), 0);
+        assert_int_equal(config_set(&c, cases[i].key, cases[i].value, err, sizeof(err)), 0);
+        if (config_validate(&c, err, sizeof(err)) != cases[i].ok)
+            fail_msg("%s = %s: expected %d (%s)", cases[i].key, cases[i].value, cases[i].ok, err);
+    }
+}
+
 static void shipped_config_parses(void **st)
 {
     config c;
@@ -139,6 +172,7 @@ int main(void)
         cmocka_unit_test(rejects_bad_lines),
         cmocka_unit_test(redis_auth_settings),
         cmocka_unit_test(overrides_and_cross_checks),
+        cmocka_unit_test(docker_settings),
         cmocka_unit_test(shipped_config_parses),
     };
     return cmocka_run_group_tests_name("controller_config", tests, NULL, NULL);
