@@ -45,6 +45,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 die() { echo "compose: $*" >&2; exit 1; }
+if [ $# -eq 0 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 2
+fi
 
 command -v docker-compose > /dev/null ||
   die "docker-compose is not installed (Debian: apt-get install docker-compose)"
@@ -87,7 +91,9 @@ up() {
   dc up -d "$@"
   # the one-shot demo: its output is the command to connect
   dc logs -f --no-log-prefix demo
-  dc ps demo | grep -q 'Exit 0' || die "the demo project failed (scripts/compose.sh logs)"
+  local st
+  st=$(dc ps demo)
+  grep -q 'Exit 0' <<< "$st" || die "the demo project failed (scripts/compose.sh logs)"
 }
 
 down() {
@@ -100,6 +106,5 @@ down() {
 case "${1:-}" in
   up) shift; up "$@" ;;
   down) shift; down "$@" ;;
-  "") sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
   *) dc "$@" ;;
 esac
