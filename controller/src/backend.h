@@ -67,5 +67,8 @@ const backend *backend_process(const config *cfg, char *err, size_t errlen);
 /* Never NULL for a valid configuration: an engine that is down now is
  * reported by available() until it answers. */
 const backend *backend_docker(const config *cfg, char *err, size_t errlen);
+/* NULL if no namespace is known; an unreachable API server is reported by
+ * available() until it answers. */
+const backend *backend_kubernetes(const config *cfg, char *err, size_t errlen);
 
 #endif

@@ -291,8 +291,8 @@ static int create_container(const compute_rec *c, const names *n, const char *to
 {
     char env[8][320], path[224], port[32], bind[240];
     int cu = c->size_cu > 0 ? c->size_cu : 1;
-    long long mem = (long long)cu * cfg->docker_cu_memory_mb * 1024 * 1024;
-    long long nano = (long long)cu * cfg->docker_cu_millicpus * 1000000LL;
+    long long mem = (long long)cu * cfg->cu_memory_mb * 1024 * 1024;
+    long long nano = (long long)cu * cfg->cu_millicpus * 1000000LL;
     const char *url = cfg->docker_report_url[0] ? cfg->docker_report_url : cfg->report_url_base;
     json_t *envs = json_array(), *body;
     long s;
@@ -449,8 +449,12 @@ static int d_start(const compute_rec *c, proc_ident *out,
         if (sql_ping_tcp(st.host, c->port, ADMIN_USER, st.password, 2) == 0)
             return 0;
         if ((int64_t)time(NULL) * 1000 > end) {
+            char e2[256];
             snprintf(err, errlen, "container %s not serving after %d ms", n.ctr,
                      cfg->start_timeout_ms);
+            /* a start that failed leaves nothing running */
+            snprintf(path, sizeof(path), "/containers/%s/stop?t=5", n.ctr);
+            call("POST", path, NULL, 20000L, NULL, e2, sizeof(e2));
             return -1;
         }
         /* a server that exits (bad configuration, corrupt datadir) says why
@@ -617,15 +621,15 @@ static int d_resize(const compute_rec *c, int cu, char *err, size_t errlen)
 {
     names n;
     char path[224];
-    long long mem = (long long)cu * cfg->docker_cu_memory_mb * 1024 * 1024;
-    long long quota = (long long)cu * cfg->docker_cu_millicpus * 100;   /* of 100000 us */
+    long long mem = (long long)cu * cfg->cu_memory_mb * 1024 * 1024;
+    long long quota = (long long)cu * cfg->cu_millicpus * 100;   /* of 100000 us */
     json_t *body;
     long s;
 
     name_of(c, &n);
     snprintf(path, sizeof(path), "/containers/%s/update", n.ctr);
     body = json_pack("{s:I, s:I, s:I}", "Memory", (json_int_t)mem, "MemorySwap",
-                     (json_int_t)mem, "NanoCpus", (json_int_t)cu * cfg->docker_cu_millicpus *
+                     (json_int_t)mem, "NanoCpus", (json_int_t)cu * cfg->cu_millicpus *
                      1000000LL);
     s = call("POST", path, body, CALL_MS, NULL, err, errlen);
     json_decref(body);

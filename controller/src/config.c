@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <pwd.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,9 +58,23 @@ static const opt opts[] = {
     S("docker_prefix", docker_prefix),
     S("docker_report_url", docker_report_url),
     S("docker_proxy_networks", docker_proxy_networks),
-    I("docker_cu_memory_mb", docker_cu_memory_mb, 64, 1 << 20),
-    I("docker_cu_millicpus", docker_cu_millicpus, 10, 1 << 20),
+    I("cu_memory_mb", cu_memory_mb, 64, 1 << 20),
+    I("cu_millicpus", cu_millicpus, 10, 1 << 20),
     I("docker_pids_limit", docker_pids_limit, 64, 1 << 20),
+    S("k8s_api", k8s_api),
+    S("k8s_token_file", k8s_token_file),
+    S("k8s_ca_file", k8s_ca_file),
+    S("k8s_namespace", k8s_namespace),
+    S("k8s_image", k8s_image),
+    S("k8s_prefix", k8s_prefix),
+    S("k8s_storage_class", k8s_storage_class),
+    S("k8s_storage_size", k8s_storage_size),
+    S("k8s_report_url", k8s_report_url),
+    S("k8s_proxy_networks", k8s_proxy_networks),
+    S("k8s_proxy_labels", k8s_proxy_labels),
+    S("k8s_controller_labels", k8s_controller_labels),
+    I("k8s_controller_port", k8s_controller_port, 1, 65535),
+    S("k8s_dns_labels", k8s_dns_labels),
     I("idle_timeout_s", idle_timeout_s, 1, 86400 * 365),
     I("freeze_after_s", freeze_after_s, 0, 86400 * 365),
     I("drain_wait_ms", drain_wait_ms, 0, 600000),
@@ -96,6 +111,44 @@ static bool docker_name_ok(const char *s)
     return true;
 }
 
+static bool chars_ok(const char *s, const char *extra)
+{
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+            return false;
+    return true;
+}
+
+/* Values the kubernetes backend writes into object names, label selectors,
+ * URLs and JSON bodies: only the characters each one needs. */
+static int k8s_check(const config *c, char *err, size_t errlen)
+{
+    static const struct { const char *name; size_t off; const char *extra; } f[] = {
+        {"k8s_namespace", offsetof(config, k8s_namespace), "-"},
+        {"k8s_prefix", offsetof(config, k8s_prefix), "-"},
+        {"k8s_image", offsetof(config, k8s_image), "._-/:@"},
+        {"k8s_storage_class", offsetof(config, k8s_storage_class), ".-"},
+        {"k8s_storage_size", offsetof(config, k8s_storage_size), "."},
+        {"k8s_api", offsetof(config, k8s_api), "._~:/-"},
+        {"k8s_report_url", offsetof(config, k8s_report_url), "._~:/?&=%+-"},
+        {"k8s_proxy_networks", offsetof(config, k8s_proxy_networks), ".:/,"},
+        {"k8s_proxy_labels", offsetof(config, k8s_proxy_labels), "._-/=,"},
+        {"k8s_controller_labels", offsetof(config, k8s_controller_labels), "._-/=,"},
+        {"k8s_dns_labels", offsetof(config, k8s_dns_labels), "._-/=,"},
+    };
+
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if (!chars_ok((const char *)c + f[i].off, f[i].extra)) {
+            snprintf(err, errlen, "%s has characters it may not have", f[i].name);
+            return -1;
+        }
+    if (c->k8s_prefix[0] && !isalpha((unsigned char)c->k8s_prefix[0])) {
+        snprintf(err, errlen, "k8s_prefix must start with a letter");
+        return -1;
+    }
+    return 0;
+}
+
 void config_defaults(config *c)
 {
     struct passwd *pw = getpwuid(geteuid());
@@ -126,9 +179,19 @@ void config_defaults(config *c)
     strcpy(c->docker_image, "smdb-compute:latest");
     strcpy(c->docker_network, "smdb");
     strcpy(c->docker_prefix, "smdb");
-    c->docker_cu_memory_mb = 1024;
-    c->docker_cu_millicpus = 1000;
+    c->cu_memory_mb = 1024;
+    c->cu_millicpus = 1000;
     c->docker_pids_limit = 512;
+    strcpy(c->k8s_api, "https://kubernetes.default.svc");
+    strcpy(c->k8s_token_file, "/var/run/secrets/kubernetes.io/serviceaccount/token");
+    strcpy(c->k8s_ca_file, "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
+    strcpy(c->k8s_image, "smdb-compute:latest");
+    strcpy(c->k8s_prefix, "smdb");
+    strcpy(c->k8s_storage_size, "10Gi");
+    strcpy(c->k8s_proxy_labels, "app.kubernetes.io/name=smdb-proxy");
+    strcpy(c->k8s_controller_labels, "app.kubernetes.io/name=smdb-controller");
+    c->k8s_controller_port = 8480;
+    strcpy(c->k8s_dns_labels, "k8s-app=kube-dns");
     c->idle_timeout_s = 300;
     c->freeze_after_s = 60;
     c->drain_wait_ms = 3000;
@@ -340,9 +403,12 @@ int config_validate(const config *c, char *err, size_t errlen)
             snprintf(err, errlen, "compute_plugins: plugin file names (a-z0-9._-) only");
             return -1;
         }
-    if (strcmp(c->backend, "process") != 0 && strcmp(c->backend, "docker") != 0) {
-        snprintf(err, errlen, "backend \"%s\" is not available (\"process\" or \"docker\")",
-                 c->backend);
+    if (k8s_check(c, err, errlen) < 0)
+        return -1;
+    if (strcmp(c->backend, "process") != 0 && strcmp(c->backend, "docker") != 0 &&
+        strcmp(c->backend, "kubernetes") != 0) {
+        snprintf(err, errlen, "backend \"%s\" is not available (\"process\", \"docker\" or "
+                 "\"kubernetes\")", c->backend);
         return -1;
     }
     if (c->redis_password_file[0] && access(c->redis_password_file, R_OK) != 0) {

@@ -39,9 +39,24 @@ typedef struct {
     char docker_prefix[32];         /* names and the smdb.prefix label of what it creates */
     char docker_report_url[256];    /* how compute containers reach the controller */
     char docker_proxy_networks[256];   /* where the proxy connects to computes from */
-    int docker_cu_memory_mb;        /* memory limit per compute unit */
-    int docker_cu_millicpus;        /* CPU limit per compute unit (1000: one CPU) */
+    int cu_memory_mb;        /* memory limit per compute unit */
+    int cu_millicpus;        /* CPU limit per compute unit (1000: one CPU) */
     int docker_pids_limit;
+    /* kubernetes backend (docs/kubernetes-backend.md) */
+    char k8s_api[256];              /* API server URL; default: in-cluster */
+    char k8s_token_file[256];       /* bearer token (re-read: projected tokens rotate) */
+    char k8s_ca_file[256];          /* CA of the API server's certificate */
+    char k8s_namespace[64];         /* computes live here; default: the pod's namespace */
+    char k8s_image[256];            /* the compute image */
+    char k8s_prefix[32];            /* object names and the smdb.io/prefix label */
+    char k8s_storage_class[64];     /* PVC storage class; empty: the cluster's default */
+    char k8s_storage_size[32];      /* PVC size (a quantity) */
+    char k8s_report_url[256];       /* how compute pods reach the controller */
+    char k8s_proxy_networks[256];   /* PROXY header senders: the proxies' pod network */
+    char k8s_proxy_labels[256];     /* labels of the proxy pods (NetworkPolicy ingress) */
+    char k8s_controller_labels[256];   /* labels of the controller pods (ingress, egress) */
+    int k8s_controller_port;        /* the controller's API port the computes report to */
+    char k8s_dns_labels[256];       /* labels of the cluster DNS pods (egress) */
     int idle_timeout_s;             /* default per project */
     int freeze_after_s;             /* default per project; 0: no freeze tier */
     int drain_wait_ms;              /* longer than the proxy's cache TTL */

@@ -109,8 +109,12 @@ int main(int argc, char **argv)
     }
     {
         char err[512] = "";
-        be = strcmp(cfg.backend, "docker") == 0 ? backend_docker(&cfg, err, sizeof(err))
-                                                  : backend_process(&cfg, err, sizeof(err));
+        if (strcmp(cfg.backend, "docker") == 0)
+            be = backend_docker(&cfg, err, sizeof(err));
+        else if (strcmp(cfg.backend, "kubernetes") == 0)
+            be = backend_kubernetes(&cfg, err, sizeof(err));
+        else
+            be = backend_process(&cfg, err, sizeof(err));
         if (be == NULL) {
             log_error("backend %s: %s", cfg.backend, err);
             return 2;

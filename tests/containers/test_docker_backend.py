@@ -64,7 +64,7 @@ def controller_opts(engine, image, network, gateway, port):
         "listen": f"0.0.0.0:{port}",
         "docker_report_url": f"http://{gateway}:{port}",
         "docker_proxy_networks": f"{gateway}/32",
-        "docker_cu_memory_mb": "512",
+        "cu_memory_mb": "512",
         "freeze_after_s": "0",
         "idle_timeout_s": "3600",
         "start_timeout_ms": "60000",
