@@ -13,7 +13,7 @@
 #   up    scripts/compose-secrets.sh (tokens, passwords, a local CA and
 #         nginx's certificate in SMDB_COMPOSE_DIR); builds the images,
 #         the compute image too (a service that never runs: docker_image);
-#         `up -d`; follows the one-shot `demo` until it has printed the
+#         `up -d`; waits for the one-shot `demo` and prints its output, the
 #         command.  OPTIONS go to `docker-compose up`.
 #   down  stops nginx and the controller, removes the computes (containers and
 #         volumes labelled smdb.prefix=$SMDB_DOCKER_PREFIX: the controller
@@ -90,9 +90,13 @@ up() {
   dc build -q compute
   dc up -d "$@"
   # the one-shot demo: its output is the command to connect
-  dc logs -f --no-log-prefix demo
-  local st
-  st=$(dc ps demo)
+  local st="" i
+  for i in $(seq 600); do
+    st=$(dc ps demo)
+    grep -q 'Exit ' <<< "$st" && break
+    sleep 0.5
+  done
+  dc logs --no-color --no-log-prefix demo | grep -v '^Attaching to '
   grep -q 'Exit 0' <<< "$st" || die "the demo project failed (scripts/compose.sh logs)"
 }
 

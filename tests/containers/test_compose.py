@@ -155,7 +155,7 @@ def test_compose_up_connect_wake_down(compose):
 
     # the demo printed exactly one command; it is what a user types
     cmds = [l.strip() for l in up.stdout.splitlines() if l.strip().startswith("mariadb ")]
-    assert len(cmds) == 1, up.stdout
+    assert len(cmds) == 1, (up.stdout, up.stderr[-3000:])
     argv = shlex.split(cmds[0])
     m = re.fullmatch(r"mariadb -h 127\.0\.0\.1 -P (\d+) --ssl-ca=(\S+) --ssl-verify-server-cert "
                      r"-u admin -p'([A-Za-z0-9]+)' demo", cmds[0])
