@@ -32,6 +32,8 @@
 #                          localhost/smdb-debian:bookworm, localhost/smdb-mariadb:bookworm
 #   SMDB_DEBIAN            base of the controller and nginx images (debian:bookworm)
 #   SMDB_MARIADB_IMAGE     base of the compute image (mariadb:11.8; 10.11 works too)
+#   SMDB_COMPUTE_IMAGE     a compute image built already (images/README.md): the
+#                          controller's docker_image, and none is built here
 #   SMDB_REDIS_IMAGE, SMDB_POSTGRES_IMAGE   (redis:7, postgres:15)
 #   SMDB_TAG               tag of the images built here (latest)
 #   SMDB_PORT              MySQL port on the host's 127.0.0.1 (3306)
@@ -81,13 +83,21 @@ if [ -z "${SMDB_DOCKER_GID:-}" ]; then
 fi
 export SMDB_DOCKER_GID
 
+# the compute image: yours (SMDB_COMPUTE_IMAGE), or the one built here
+build_compute=0
+if [ -z "${SMDB_COMPUTE_IMAGE:-}" ]; then
+  SMDB_COMPUTE_IMAGE=smdb-compute:${SMDB_TAG:-latest}
+  build_compute=1
+fi
+export SMDB_COMPUTE_IMAGE
+
 dc() { docker-compose "${files[@]}" "$@"; }
 
 up() {
   scripts/compose-secrets.sh "$SMDB_COMPOSE_DIR" > /dev/null
   echo "compose: building the images (the first time takes a few minutes)" >&2
   dc build -q
-  dc build -q compute
+  [ "$build_compute" = 0 ] || dc build -q compute
   dc up -d "$@"
   # the one-shot demo: its output is the command to connect
   local st="" i

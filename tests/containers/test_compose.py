@@ -2,9 +2,11 @@
 up` and `scripts/compose.sh down`, against podman's Docker Engine API (the
 `engine` fixture's socket as DOCKER_HOST), with docker-compose 1.29.
 
-`up` builds every image from the repository's Dockerfiles on the local Debian
+`up` builds the images from the repository's Dockerfiles on the local Debian
 base (SMDB_LOCAL_IMAGES=1: Redis and PostgreSQL too, docker-compose.local.yml)
-tagged with the run's TAG, starts Redis, PostgreSQL, the controller (docker
+tagged with the run's TAG; the compute image is the session's (compute_image,
+SMDB_COMPUTE_IMAGE: its base is rebuilt every session, so a compose build of
+it would only pile up build stages).  It starts Redis, PostgreSQL, the controller (docker
 backend), nginx with the module and the one-shot demo, which prints the
 mariadb command.  The test runs that very command (TLS verified against the
 CA the secrets script made), watches the controller wake the demo's compute
@@ -32,7 +34,9 @@ import pytest
 from conftest import PREFIX, TAG, ROOT, free_port, wait_for
 
 COMPOSE = os.path.join(ROOT, "scripts", "compose.sh")
-IMAGES = ["smdb-controller", "smdb-nginx", "smdb-compute", "smdb-redis", "smdb-postgres"]
+# built by compose with the run's TAG (the compute image is the session's
+# compute_image fixture, removed with the session)
+IMAGES = ["smdb-controller", "smdb-nginx", "smdb-redis", "smdb-postgres"]
 
 
 def free_subnet(engine):
@@ -53,7 +57,7 @@ def free_subnet(engine):
 
 
 class Compose:
-    def __init__(self, engine, base_images, run_dir):
+    def __init__(self, engine, base_images, compute_image, run_dir):
         self.engine = engine
         self.dir = os.path.join(run_dir, "compose")
         self.port = free_port()
@@ -66,7 +70,7 @@ class Compose:
             "COMPOSE_PROJECT_NAME": PREFIX,
             "SMDB_LOCAL_IMAGES": "1",
             "SMDB_DEBIAN": base_images["debian"],
-            "SMDB_MARIADB_IMAGE": base_images["mariadb"],
+            "SMDB_COMPUTE_IMAGE": compute_image,
             "SMDB_TAG": TAG,
             "SMDB_PORT": str(self.port),
             "SMDB_API_PORT": str(self.api_port),
@@ -132,13 +136,13 @@ class Compose:
 
 
 @pytest.fixture
-def compose(engine, base_images, run_dir):
+def compose(engine, base_images, compute_image, run_dir):
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose is not installed (make deps)")
     # the controller runs as an unprivileged user in its container and
     # reaches the engine through the socket's group (podman makes it 0600)
     os.chmod(engine.socket, 0o660)
-    c = Compose(engine, base_images, run_dir)
+    c = Compose(engine, base_images, compute_image, run_dir)
     yield c
     c.force_cleanup()
 
