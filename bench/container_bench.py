@@ -64,8 +64,8 @@ def main():
         r = __import__("subprocess").run([os.path.join(ROOT, "scripts", "container-base.sh")],
                                          env=ct.podman_env(), capture_output=True, text=True)
         debian = r.stdout.strip().splitlines()[-1]
-        mariadb = ct.build_image("images/mariadb/Dockerfile", "localhost/smdb-mariadb:bookworm",
-                                 context=os.path.join(ROOT, "images", "mariadb"), DEBIAN=debian)
+        mariadb = ct.cached_build("images/mariadb/Dockerfile", "localhost/smdb-mariadb:bookworm",
+                                  context=os.path.join(ROOT, "images", "mariadb"), DEBIAN=debian)
         image = ct.build_image("images/compute/Dockerfile", "localhost/smdb-compute:" + ct.TAG,
                                BASE=mariadb)
         engine = ct.Engine(procs, os.path.join(run_dir, "engine.sock")).start()

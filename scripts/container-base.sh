@@ -53,6 +53,12 @@ path-exclude /usr/share/info/*
 NODOC
 printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
   > "$TMP/root/etc/apt/apt.conf.d/01-smdb-norecommends"
+# as Debian's official images: downloaded packages never stay in a layer
+cat > "$TMP/root/etc/apt/apt.conf.d/docker-clean" <<'CLEAN'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";
+CLEAN
 printf 'deb %s %s main\n' "$M" "$REL" > "$TMP/root/etc/apt/sources.list"
 rm -rf "$TMP/root/var/lib/apt/lists/"* "$TMP/root/var/cache/apt/"*.bin
 tar -C "$TMP/root" --numeric-owner -c . |

@@ -132,6 +132,28 @@ def build_image(dockerfile, tag, context=ROOT, **args):
     return tag
 
 
+def cached_build(dockerfile, tag, context, **args):
+    """A base image built once per machine: rebuilt only when its Dockerfile
+    or build arguments change (their hash is a label of the image); the
+    image it replaces is removed, so nothing piles up."""
+    import hashlib
+    with open(os.path.join(ROOT, dockerfile), "rb") as f:
+        h = hashlib.sha256(f.read() + json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
+    r = podman("image", "inspect", "--format", '{{index .Labels "smdb.build-hash"}}|{{.Id}}',
+               tag, check=False)
+    have, _, old_id = r.stdout.strip().partition("|")
+    if r.returncode == 0 and have == h:
+        return tag
+    argv = ["build", "-q", "--layers=false", "--label", "smdb.build-hash=" + h,
+            "-f", os.path.join(ROOT, dockerfile), "-t", tag]
+    for k, v in args.items():
+        argv += ["--build-arg", f"{k}={v}"]
+    podman(*argv, context, timeout=1800)
+    if r.returncode == 0 and old_id:
+        podman("rmi", old_id, check=False)
+    return tag
+
+
 @pytest.fixture(scope="session")
 def base_images():
     """The local Debian base and the MariaDB server image built on it (what
@@ -143,8 +165,8 @@ def base_images():
     if r.returncode != 0:
         raise RuntimeError("container-base.sh: " + r.stderr[-3000:])
     debian = r.stdout.strip().splitlines()[-1]
-    mariadb = build_image("images/mariadb/Dockerfile", "localhost/smdb-mariadb:bookworm",
-                          context=os.path.join(ROOT, "images", "mariadb"), DEBIAN=debian)
+    mariadb = cached_build("images/mariadb/Dockerfile", "localhost/smdb-mariadb:bookworm",
+                           context=os.path.join(ROOT, "images", "mariadb"), DEBIAN=debian)
     return {"debian": debian, "mariadb": mariadb}
 
 
@@ -159,9 +181,9 @@ def compute_image_11_8(base_images):
                        env=podman_env(), capture_output=True, text=True, timeout=1800)
     if r.returncode != 0:
         raise RuntimeError("container-base.sh trixie: " + r.stderr[-3000:])
-    mariadb = build_image("images/mariadb/Dockerfile", "localhost/smdb-mariadb:trixie",
-                          context=os.path.join(ROOT, "images", "mariadb"),
-                          DEBIAN=r.stdout.strip().splitlines()[-1])
+    mariadb = cached_build("images/mariadb/Dockerfile", "localhost/smdb-mariadb:trixie",
+                           context=os.path.join(ROOT, "images", "mariadb"),
+                           DEBIAN=r.stdout.strip().splitlines()[-1])
     tag = build_image("images/compute/Dockerfile", "localhost/smdb-compute:11.8-" + TAG,
                       BASE=mariadb)
     _built.append(tag)
