@@ -142,7 +142,7 @@ class Server {
     const q = url.searchParams;
     const started = Date.now();
     const rec = { ts: new Date().toISOString(), method: req.method, path, query: url.search ? url.search.slice(1) : '' };
-    res.on('finish', () => { if (!rec.name && res.fakeName) rec.name = res.fakeName; rec.code = res.fakeCode || res.statusCode; rec.ms = Date.now() - started; if (!rec.control) this.audit(rec); });
+    res.on('finish', () => { if (res.fakeName) rec.objectName = res.fakeName; rec.code = res.fakeCode || res.statusCode; rec.ms = Date.now() - started; if (!rec.control) this.audit(rec); });
 
     if (path.startsWith('/fake/')) { rec.control = true; return this.handleControl(req, res, path); }
 
