@@ -514,10 +514,15 @@ def test_statefulset_runs_the_compute_image(fake_k8s_podman, compute_image):
     f.must("POST", f.ns_path("services"), {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "smdb-computes"},
                                            "spec": {"clusterIP": "None", "selector": {"app": "smdb-compute"}}}, expect=201)
     rv = rv_of_list(f, pods)
-    f.must("POST", f.sts_path(), statefulset("c1", compute_image), expect=201)
+    body = statefulset("c1", compute_image)
+    # an exec probe (podman exec) gates the tcpSocket readiness probe
+    body["spec"]["template"]["spec"]["containers"][0]["startupProbe"] = {
+        "exec": {"command": ["sh", "-c", "test -S /run/smdb/mysqld.sock"]}, "periodSeconds": 1, "failureThreshold": 120}
+    f.must("POST", f.sts_path(), body, expect=201)
     events = f.watch(pods + f"?watch=1&labelSelector=smdb.compute%3Dc1&resourceVersion={rv}", timeout=180)
     ev = wait_pod(f, events, ready, "pod Ready")
     pod = ev["object"]
+    assert cstatus(ev)["started"] is True
     ip = pod["status"]["podIP"]
     assert pod["status"]["phase"] == "Running" and cstatus(ev)["restartCount"] == 0
     assert pod["status"]["qosClass"] == "Guaranteed"

@@ -142,7 +142,18 @@ class Server {
     const q = url.searchParams;
     const started = Date.now();
     const rec = { ts: new Date().toISOString(), method: req.method, path, query: url.search ? url.search.slice(1) : '' };
-    res.on('finish', () => { if (res.fakeName) rec.objectName = res.fakeName; rec.code = res.fakeCode || res.statusCode; rec.ms = Date.now() - started; if (!rec.control) this.audit(rec); });
+    const writeAudit = () => {
+      if (rec.written) return;
+      rec.written = true;
+      if (res.fakeName) rec.objectName = res.fakeName;
+      rec.code = res.fakeCode || res.statusCode;
+      rec.ms = Date.now() - started;
+      if (!rec.control) { const { written, ...out } = rec; this.audit(out); }
+    };
+    // a watch is recorded when its response starts (it may never finish)
+    res.fakeAudit = writeAudit;
+    res.on('finish', writeAudit);
+    res.on('close', writeAudit);
 
     if (path.startsWith('/fake/')) { rec.control = true; return this.handleControl(req, res, path); }
 
@@ -452,6 +463,7 @@ class Server {
     }
     res.writeHead(200, this.headers({ 'Transfer-Encoding': 'chunked' }));
     res.fakeCode = 200;
+    res.fakeAudit();
     const send = (type, obj) => { if (!res.writableEnded) res.write(JSON.stringify({ type, object: obj }) + '\n'); };
     const w = new Watcher(this.store, info.resource, lr.labels, lr.fields, send);
     if (initialAll) {
