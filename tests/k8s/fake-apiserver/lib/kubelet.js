@@ -446,8 +446,8 @@ class Kubelet {
     s.c.lastState = { terminated: term };
     s.c.ready = false;
     s.c.started = false;
-    if (s.everStarted || true) s.c.restartCount++;
-    if (ranMs > 30000) s.c.restartCount = Math.max(s.c.restartCount, 1);
+    s.c.restartCount++;
+    // the back-off starts over after a run of 30 s or more
     const delay = ranMs > 30000 ? 0 : this.backoff(s);
     s.c.state = delay ? { waiting: { reason: 'CrashLoopBackOff', message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${s.c.name} pod=${s.name}_${this.ns}(${s.uid})` } }
       : { waiting: { reason: 'ContainerCreating' } };
