@@ -33,7 +33,7 @@ PACKAGES=(
 # Debian 13 test root, where scripts/test-trixie.sh copies the host's tree:
 # the packages are plain JavaScript).
 NPM_DIR="$(cd "$(dirname "$0")/.." && pwd)/build/npm"
-NPM_PACKAGES=(mysql2@3 mariadb@3)
+NPM_PACKAGES=(mysql2@3 mariadb@3 kubernetes-models@4)
 npm_deps() {
   [ -f "$(dirname "$0")/../Makefile" ] || return 0
   [ "${SMDB_SKIP_NPM:-0}" = 1 ] && return 0
