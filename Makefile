@@ -53,11 +53,13 @@ test: ensure-deps
 
 # Containers for real: podman's Docker Engine API, the images built from
 # images/*/Dockerfile on a local Debian base (nothing is pulled), the docker
-# backend's e2e tests and the compose demo.  Needs root.  .ci/run runs it
-# after `make test`.
+# backend's e2e tests and the compose demo; then the kubernetes backend
+# against the fake API server (tests/k8s: a fake, whose pods are podman
+# containers).  Needs root.  .ci/run runs it after `make test`.
 test-containers: ensure-deps
 	$(MAKE) all
 	cd tests/containers && $(PYTHON) -m pytest -p no:cacheprovider -q -ra .
+	cd tests/k8s && $(PYTHON) -m pytest -p no:cacheprovider -q -ra .
 
 # The same build and tests inside a cached Debian 13 root (nginx 1.26,
 # MariaDB 11.8, clang 19) under build/trixie; needs root (debootstrap,

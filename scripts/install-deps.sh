@@ -37,7 +37,8 @@ NPM_PACKAGES=(mysql2@3 mariadb@3 kubernetes-models@4)
 npm_deps() {
   [ -f "$(dirname "$0")/../Makefile" ] || return 0
   [ "${SMDB_SKIP_NPM:-0}" = 1 ] && return 0
-  [ -d "$NPM_DIR/node_modules/mysql2" ] && [ -d "$NPM_DIR/node_modules/mariadb" ] && return 0
+  [ -d "$NPM_DIR/node_modules/mysql2" ] && [ -d "$NPM_DIR/node_modules/mariadb" ] &&
+    [ -d "$NPM_DIR/node_modules/kubernetes-models" ] && return 0
   command -v npm >/dev/null || { echo "deps: npm missing" >&2; return 1; }
   echo "deps: npm install ${NPM_PACKAGES[*]} into $NPM_DIR"
   mkdir -p "$NPM_DIR"

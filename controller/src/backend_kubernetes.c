@@ -737,15 +737,23 @@ static int k_destroy(const compute_rec *c, char *err, size_t errlen)
 
     name_of(c->id, &n);
     forget_password(c->id);
+    /* the pod first: a PVC in use is only marked for deletion (its
+     * protection finalizer waits for the pod) */
+    if (k_stop(c, err, errlen) < 0)
+        return -1;
     snprintf(path, sizeof(path),
              "/apis/apps/v1/namespaces/%s/statefulsets/%s?propagationPolicy=Foreground", ns,
              n.sts);
     rc |= del(path, err, errlen);
-    /* the PVC outlives its StatefulSet (retention Retain): only after the
-     * pod is gone can its volume go */
-    k_stop(c, err, errlen);
+    /* the PVC outlives its StatefulSet (retention Retain): deleted here,
+     * and waited for, so a delete that answers has freed the storage */
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/persistentvolumeclaims/%s", ns, n.pvc);
     rc |= del(path, err, errlen);
+    for (int64_t end = mono_ms() + 30000; rc == 0 && mono_ms() < end;) {
+        if (call("GET", path, NULL, NULL, NULL, err, errlen) == 404)
+            break;
+        usleep(100000);
+    }
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services/%s", ns, n.sts);
     rc |= del(path, err, errlen);
     snprintf(path, sizeof(path), "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/%s",

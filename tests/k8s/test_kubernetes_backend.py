@@ -165,7 +165,9 @@ def test_every_call_is_allowed_by_the_shipped_role(kube):
              for c in calls if c.get("user") == "fake-client" and "resource" in c}
     # the backend really used what the Role grants: create, patch, watch ...
     assert ("apps", "statefulsets", "patch") in verbs and ("", "pods", "watch") in verbs, verbs
-    assert k.fake.rbac_violations(role) == []
+    bad = [(c.get("apiGroup"), c["resource"], c.get("subresource"), c["verb"])
+           for c in k.fake.rbac_violations(role)]
+    assert bad == [], bad
 
 
 def test_crash_noticed_through_the_watch_and_410_handled(kube):
@@ -191,13 +193,20 @@ def test_api_errors_5xx_and_conflict(kube):
     cid = doc["compute_id"]
     seed(k, doc, "kb5")
     suspend(k, cid)
-    # the API server fails the scale-up: the client gets a MySQL error, the
-    # compute stays suspended, and the next client gets in
+    # one failed scale-up: the proxy's retry gets the client in anyway
     k.fake.fault("PATCH", "/statefulsets/", 500, count=1)
+    assert rows(k, doc, "kb5") == ((1, "one"), (2, "two"))
+    assert any(c.get("fault") and c["verb"] == "patch" for c in k.fake.calls())
+    suspend(k, cid)
+    # the API server keeps failing: a clear MySQL error, the compute stays
+    # suspended (with the reason), and once the server recovers a client gets in
+    k.fake.fault("PATCH", "/statefulsets/", 503, count=-1)
     import pymysql
     with pytest.raises(pymysql.err.MySQLError):
         rows(k, doc, "kb5")
-    assert k.state(cid)["state"] == "suspended"
+    comp = k.state(cid)
+    assert comp["state"] == "suspended" and comp.get("error"), comp
+    k.fake.control("DELETE", "/fake/faults")
     assert rows(k, doc, "kb5") == ((1, "one"), (2, "two"))
     # a create that meets objects from an earlier attempt (409) still works
     k.fake.fault("POST", "/services", 409, count=1, reason="AlreadyExists")
@@ -235,7 +244,7 @@ def test_shipped_manifests_pass_the_schemas(kube):
             for d in yaml.safe_load_all(fh):
                 if not d:
                     continue
-                st, out, _ = f.request("POST", "/fake/validate", d)
+                st, out, _ = f.request("POST", "/fake/validate", d, token=f.control_token)
                 assert st == 200, (fn, d["kind"], d["metadata"]["name"], out)
                 checked += 1
     assert checked >= 12

@@ -304,6 +304,18 @@ class Server {
       if (body.closeWatches !== false) for (const w of [...this.openWatches]) { w.end(); closed++; }
       return this.send(res, 200, { oldestResourceVersion: String(this.store.oldestRV), closedWatches: closed, expiredAs: this.watchExpiredAs });
     }
+    if (path === '/fake/validate' && req.method === 'POST') {
+      // a manifest of any kind the fake has a schema for, checked like a
+      // create (schema, unknown fields), stored nowhere
+      try {
+        decode(body.kind, body, { name: body.metadata && body.metadata.name });
+      } catch (e) {
+        if (e instanceof ApiError) return this.sendStatus(res, e);
+        if (e instanceof TypeError) return this.sendStatus(res, E.badRequest(`no schema for kind ${body.kind}`));
+        throw e;
+      }
+      return this.send(res, 200, { valid: true, kind: body.kind });
+    }
     if (path === '/fake/state' && req.method === 'GET') {
       const out = {};
       for (const [r, m] of this.store.data) out[r] = [...m.values()].map(x => x.obj);

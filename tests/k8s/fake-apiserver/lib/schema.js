@@ -34,6 +34,13 @@ const TYPES = {
   StatefulSet: { apiVersion: 'apps/v1', model: () => M('apps/v1/StatefulSet').StatefulSet, schema: () => S('IoK8sApiAppsV1StatefulSet') },
   NetworkPolicy: { apiVersion: 'networking.k8s.io/v1', model: () => M('networking.k8s.io/v1/NetworkPolicy').NetworkPolicy, schema: () => S('IoK8sApiNetworkingV1NetworkPolicy') },
   Scale: { apiVersion: 'autoscaling/v1', model: () => M('autoscaling/v1/Scale').Scale, schema: () => S('IoK8sApiAutoscalingV1Scale') },
+  // only validated (POST /fake/validate: the shipped manifests), not served
+  Namespace: { apiVersion: 'v1', model: () => M('v1/Namespace').Namespace, schema: () => S('IoK8sApiCoreV1Namespace') },
+  ServiceAccount: { apiVersion: 'v1', model: () => M('v1/ServiceAccount').ServiceAccount, schema: () => S('IoK8sApiCoreV1ServiceAccount') },
+  ConfigMap: { apiVersion: 'v1', model: () => M('v1/ConfigMap').ConfigMap, schema: () => S('IoK8sApiCoreV1ConfigMap') },
+  Deployment: { apiVersion: 'apps/v1', model: () => M('apps/v1/Deployment').Deployment, schema: () => S('IoK8sApiAppsV1Deployment') },
+  Role: { apiVersion: 'rbac.authorization.k8s.io/v1', model: () => M('rbac.authorization.k8s.io/v1/Role').Role, schema: () => S('IoK8sApiRbacV1Role') },
+  RoleBinding: { apiVersion: 'rbac.authorization.k8s.io/v1', model: () => M('rbac.authorization.k8s.io/v1/RoleBinding').RoleBinding, schema: () => S('IoK8sApiRbacV1RoleBinding') },
   DeleteOptions: { apiVersion: 'v1', model: () => require('@kubernetes-models/apimachinery/apis/meta/v1/DeleteOptions').DeleteOptions,
     schema: () => A('IoK8sApimachineryPkgApisMetaV1DeleteOptions') },
 };
