@@ -14,15 +14,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api.h"
-#include "backend.h"
-#include "billing.h"
-#include "config.h"
-#include "ids.h"
-#include "lifecycle.h"
-#include "log.h"
-#include "scheduler.h"
-#include "store.h"
+#include "api/api.h"
+#include "backend/backend.h"
+#include "billing/billing.h"
+#include "util/config.h"
+#include "util/ids.h"
+#include "core/lifecycle.h"
+#include "util/log.h"
+#include "core/scheduler.h"
+#include "store/store.h"
 
 static volatile sig_atomic_t quit;
 

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "state.h"
+#include "core/state.h"
 
 static void names_round_trip(void **st)
 {

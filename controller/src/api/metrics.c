@@ -1,0 +1,176 @@
+/* GET /metrics: Prometheus text exposition.  Counters live in Redis (the
+ * `metrics` hash and `hist:*` hashes), so they survive controller restarts
+ * and several controllers add up. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/internal.h"
+#include "util/ids.h"
+#include "billing/metrics.h"
+
+extern const double hist_bounds[];
+extern const int hist_nbounds;
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = b->cap * 2 + (size_t)n + 1024;
+        b->buf = realloc(b->buf, b->cap);
+        if (b->buf == NULL)
+            abort();
+    }
+}
+
+static long long hget_ll(redisReply *h, const char *field)
+{
+    for (size_t i = 0; h && i + 1 < h->elements; i += 2)
+        if (strcmp(h->element[i]->str, field) == 0)
+            return strtoll(h->element[i + 1]->str, NULL, 10);
+    return 0;
+}
+
+static double hget_d(redisReply *h, const char *field)
+{
+    for (size_t i = 0; h && i + 1 < h->elements; i += 2)
+        if (strcmp(h->element[i]->str, field) == 0)
+            return strtod(h->element[i + 1]->str, NULL);
+    return 0;
+}
+
+static void counter(sbuf *b, redisReply *h, const char *name, const char *field,
+                    const char *help)
+{
+    sb_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %lld\n", name, help, name, name,
+              hget_ll(h, field));
+}
+
+static void histogram(sbuf *b, const char *name, const char *hist, const char *help)
+{
+    char key[96];
+    redisReply *h = store_cmd("HGETALL %s", store_key(key, sizeof(key), "hist:%s", hist));
+    long long cum = 0;
+
+    sb_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (int i = 0; i < hist_nbounds; i++) {
+        char f[32];
+        snprintf(f, sizeof(f), "le_%g", hist_bounds[i]);
+        cum += hget_ll(h, f);
+        sb_printf(b, "%s_bucket{le=\"%g\"} %lld\n", name, hist_bounds[i] / 1000.0, cum);
+    }
+    sb_printf(b, "%s_bucket{le=\"+Inf\"} %lld\n", name, hget_ll(h, "count"));
+    sb_printf(b, "%s_sum %.6f\n%s_count %lld\n", name, hget_d(h, "sum") / 1000.0, name,
+              hget_ll(h, "count"));
+    if (h)
+        freeReplyObject(h);
+}
+
+static void computes(sbuf *b)
+{
+    char **ids = lifecycle_compute_ids();
+    int by_state[ST__COUNT] = {0};
+    sbuf per = {0};
+    long long now = now_ms();
+
+    per.buf = malloc(per.cap = 4096);
+    per.buf[0] = '\0';
+    for (char **id = ids; id && *id; id++) {
+        compute_rec c;
+        if (store_compute_get(*id, &c) != 0 || c.state < 0)
+            continue;
+        by_state[c.state]++;
+        if (c.act_received_ms > 0) {
+            sb_printf(&per, "smdb_compute_connections{compute=\"%s\",project=\"%s\"} %lld\n",
+                      c.id, c.project, c.act_connections);
+            sb_printf(&per, "smdb_compute_queries_total{compute=\"%s\",project=\"%s\"} %lld\n",
+                      c.id, c.project, c.act_queries);
+        }
+        sb_printf(&per, "smdb_compute_last_activity_age_seconds{compute=\"%s\",project=\"%s\"} %.3f\n",
+                  c.id, c.project, c.last_activity_ms > 0 ? (now - c.last_activity_ms) / 1000.0 : 0.0);
+    }
+    ids_free(ids);
+    sb_printf(b, "# HELP smdb_computes Computes by state.\n# TYPE smdb_computes gauge\n");
+    for (int s = 0; s < ST__COUNT; s++)
+        sb_printf(b, "smdb_computes{state=\"%s\"} %d\n", state_name((compute_state)s), by_state[s]);
+    sb_printf(b, "# HELP smdb_compute_connections Client connections reported by the compute's plugin.\n"
+                 "# TYPE smdb_compute_connections gauge\n"
+                 "# HELP smdb_compute_queries_total Queries reported by the compute's plugin.\n"
+                 "# TYPE smdb_compute_queries_total counter\n"
+                 "# HELP smdb_compute_last_activity_age_seconds Time since the compute's last activity.\n"
+                 "# TYPE smdb_compute_last_activity_age_seconds gauge\n%s", per.buf);
+    free(per.buf);
+}
+
+void h_metrics(api_req *r)
+{
+    char key[64];
+    redisReply *h = store_cmd("HGETALL %s", store_key(key, sizeof(key), "metrics"));
+    sbuf b = {0};
+
+    if (h == NULL || h->type != REDIS_REPLY_ARRAY) {
+        if (h)
+            freeReplyObject(h);
+        return api_error(r, 503, "store_unavailable", "state store unavailable");
+    }
+    b.buf = malloc(b.cap = 8192);
+    b.buf[0] = '\0';
+    computes(&b);
+    counter(&b, h, "smdb_wakes_total", "wakes_total", "Wake requests.");
+    counter(&b, h, "smdb_wake_errors_total", "wake_errors_total", "Wake requests that failed.");
+    counter(&b, h, "smdb_compute_starts_total", "starts_total", "Computes started by a wake.");
+    counter(&b, h, "smdb_compute_thaws_total", "thaws_total", "Computes thawed by a wake.");
+    counter(&b, h, "smdb_compute_start_failures_total", "start_failures_total", "Failed starts.");
+    counter(&b, h, "smdb_compute_creates_total", "creates_total", "Computes created.");
+    counter(&b, h, "smdb_compute_crashes_total", "crashes_total", "Servers found dead while running.");
+    sb_printf(&b, "# HELP smdb_suspends_total Suspends by mode.\n# TYPE smdb_suspends_total counter\n"
+                  "smdb_suspends_total{mode=\"frozen\"} %lld\nsmdb_suspends_total{mode=\"stopped\"} %lld\n",
+              hget_ll(h, "suspends_frozen_total"), hget_ll(h, "suspends_stopped_total"));
+    counter(&b, h, "smdb_suspends_cancelled_total", "suspends_cancelled_total",
+            "Drains cancelled by activity.");
+    sb_printf(&b, "# HELP smdb_activity_reports_total Plugin reports by result.\n"
+                  "# TYPE smdb_activity_reports_total counter\n");
+    {
+        static const char *const results[] = {"accepted", "unauthorized", "forbidden", "stale",
+                                              "malformed", "unknown_compute"};
+        for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+            char f[64];
+            snprintf(f, sizeof(f), "activity_reports_%s", results[i]);
+            sb_printf(&b, "smdb_activity_reports_total{result=\"%s\"} %lld\n", results[i],
+                      hget_ll(h, f));
+        }
+    }
+    freeReplyObject(h);
+    histogram(&b, "smdb_wake_duration_seconds", "wake_ms", "Time to answer a wake.");
+    /* this process's API server, not shared through Redis */
+    sb_printf(&b, "# HELP smdb_api_connections Open API connections.\n"
+                  "# TYPE smdb_api_connections gauge\nsmdb_api_connections %d\n"
+                  "# HELP smdb_api_connections_refused_total Connections closed at accept "
+                  "(connection limits).\n"
+                  "# TYPE smdb_api_connections_refused_total counter\n"
+                  "smdb_api_connections_refused_total %lld\n"
+                  "# HELP smdb_api_slow_queued Slow requests waiting for a worker.\n"
+                  "# TYPE smdb_api_slow_queued gauge\nsmdb_api_slow_queued %d\n",
+              api_conn_open(), api_conn_refused(), api_work_queued());
+    metrics_billing(&b.buf, &b.len, &b.cap);
+    r->status = 200;
+    r->out = b.buf;
+    r->content_type = "text/plain; version=0.0.4";
+}

@@ -1,0 +1,337 @@
+/* GET /api/v1/projects/{id}/usage?from=&to=[&detail=0]
+ *
+ * Served from Redis (the ledger is for billing systems, not for this API),
+ * so it works without PostgreSQL and shows events the ledger has not
+ * received yet: the events still in the project's usage index (exact
+ * clipping), plus the hourly buckets of retired ones (billing_usage.h).
+ * docs/billing.md has the answer's shape and the clipping rule. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "billing/events.h"
+#include "util/rfc3339.h"
+#include "billing/usage.h"
+#include "util/ids.h"
+#include "util/log.h"
+
+#define DEFAULT_RANGE_MS (30LL * 86400 * 1000)
+#define MAX_RANGE_MS (366LL * 86400 * 1000)
+
+/* A '+' written unencoded in a query string ("...T10:00:00+02:00") reaches
+ * us as a space: a space after the time of day can only have been the
+ * offset's sign, so take it back (the date/time separator is at 10). */
+static int parse_time(const char *s, int64_t *ms)
+{
+    char buf[64];
+    char *sp;
+
+    if (strlen(s) >= sizeof(buf))
+        return -1;
+    strcpy(buf, s);
+    sp = strrchr(buf, ' ');
+    if (sp && sp - buf > 10)
+        *sp = '+';
+    return rfc3339_parse(buf, ms);
+}
+
+/* from/to: RFC 3339, both optional; answers 400 itself. */
+static int parse_range(api_req *r, int64_t *from, int64_t *to)
+{
+    const char *f = api_query(r, "from"), *t = api_query(r, "to");
+    char msg[200];
+
+    *to = now_ms();
+    if (t && parse_time(t, to) < 0) {
+        snprintf(msg, sizeof(msg), "\"to\" is not an RFC 3339 time (e.g. 2024-11-01T00:00:00Z): \"%.64s\"", t);
+        api_error(r, 400, "invalid_time", msg);
+        return -1;
+    }
+    *from = *to - DEFAULT_RANGE_MS;
+    if (f && parse_time(f, from) < 0) {
+        snprintf(msg, sizeof(msg), "\"from\" is not an RFC 3339 time (e.g. 2024-11-01T00:00:00Z): \"%.64s\"", f);
+        api_error(r, 400, "invalid_time", msg);
+        return -1;
+    }
+    if (*from > *to) {
+        api_error(r, 400, "invalid_range", "\"from\" is after \"to\"");
+        return -1;
+    }
+    if (*to - *from > MAX_RANGE_MS) {
+        api_error(r, 400, "range_too_large", "the range may span at most 366 days");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_detail(api_req *r, bool *detail)
+{
+    const char *d = api_query(r, "detail");
+
+    *detail = true;
+    if (d == NULL || strcmp(d, "1") == 0 || strcmp(d, "true") == 0)
+        return 0;
+    if (strcmp(d, "0") == 0 || strcmp(d, "false") == 0) {
+        *detail = false;
+        return 0;
+    }
+    api_error(r, 400, "invalid_parameter", "\"detail\" must be 1, 0, true or false");
+    return -1;
+}
+
+/* 0 the project exists or has usage recorded (a deleted project's usage
+ * stays queryable); answers 404/503 itself. */
+static int project_known(api_req *r, const char *id, project_rec *p)
+{
+    char k[128];
+    redisReply *x;
+    int rc = store_project_get(id, p);
+    long long n;
+
+    if (rc == 0)
+        return 0;
+    if (rc < 0) {
+        api_error(r, 503, "store_unavailable", "state store unavailable");
+        return -1;
+    }
+    {
+        char kh[128];
+        x = store_cmd("EXISTS %s %s", store_key(k, sizeof(k), "usage:%s", id),
+                      store_key(kh, sizeof(kh), "usage-hours:%s", id));
+    }
+    n = (x && x->type == REDIS_REPLY_INTEGER) ? x->integer : -1;
+    if (x)
+        freeReplyObject(x);
+    if (n < 0) {
+        api_error(r, 503, "store_unavailable", "state store unavailable");
+        return -1;
+    }
+    if (n == 0) {
+        api_error(r, 404, "unknown_project", "unknown project");
+        return -1;
+    }
+    return 0;
+}
+
+/* The intervals still open on the project's compute: not billed yet, shown
+ * so that "usage so far" is visible before the next split. */
+static json_t *open_intervals(const project_rec *p)
+{
+    json_t *arr = json_array();
+    char k[160];
+    redisReply *x;
+
+    if (p->compute_id[0] == '\0')
+        return arr;
+    x = store_cmd("HMGET %s meter_since_ms size_cu storage_since_ms storage_bytes",
+                  store_key(k, sizeof(k), "compute:%s", p->compute_id));
+    if (x && x->type == REDIS_REPLY_ARRAY && x->elements == 4) {
+        redisReply **e = x->element;
+        if (e[0]->type == REDIS_REPLY_STRING)
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I}", "kind", "compute",
+                                                 "compute_id", p->compute_id, "start_ms",
+                                                 (json_int_t)strtoll(e[0]->str, NULL, 10), "cu",
+                                                 (json_int_t)(e[1]->type == REDIS_REPLY_STRING
+                                                                  ? strtoll(e[1]->str, NULL, 10)
+                                                                  : 1)));
+        if (e[2]->type == REDIS_REPLY_STRING && e[3]->type == REDIS_REPLY_STRING)
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I}", "kind", "storage",
+                                                 "compute_id", p->compute_id, "start_ms",
+                                                 (json_int_t)strtoll(e[2]->str, NULL, 10),
+                                                 "bytes",
+                                                 (json_int_t)strtoll(e[3]->str, NULL, 10)));
+    }
+    if (x)
+        freeReplyObject(x);
+    return arr;
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+} text;
+
+static void add(text *t, const char *s, size_t n)
+{
+    if (t->oom)
+        return;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = (t->len + n + 1) * 2;
+        char *nb = realloc(t->buf, cap);
+        if (nb == NULL) {
+            t->oom = true;
+            return;
+        }
+        t->buf = nb;
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+/* The stored event as it is, with its share of the range added: the text
+ * is copied, not re-serialised (a busy month is ~40,000 events). */
+static void add_item(text *t, const char *ev, size_t n, double frac)
+{
+    char tail[48];
+
+    while (n > 0 && ev[n - 1] != '}')
+        n--;
+    if (n == 0)
+        return;
+    if (t->len > 1)
+        add(t, ",", 1);
+    add(t, ev, n - 1);
+    snprintf(tail, sizeof(tail), ",\"fraction\":%.17g}", frac);
+    add(t, tail, strlen(tail));
+}
+
+/* Adds the hourly buckets of retired events that overlap [from, to).
+ * -1 Redis failed. */
+static int add_buckets(const char *id, int64_t from, int64_t to, usage_totals *tot)
+{
+    int64_t h0 = from / USAGE_HOUR_MS, h1 = (to - 1) / USAGE_HOUR_MS;
+    size_t n = (size_t)(h1 - h0 + 1);
+    const char **argv;
+    char k[128], (*names)[24];
+    redisReply *x;
+    int rc = -1;
+
+    if (to <= from)
+        return 0;
+    argv = malloc(sizeof(char *) * (n + 2));
+    names = malloc(sizeof(*names) * n);
+    if (argv == NULL || names == NULL) {
+        free(argv);
+        free(names);
+        return -1;
+    }
+    argv[0] = "HMGET";
+    argv[1] = store_key(k, sizeof(k), "usage-hours:%s", id);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof(names[i]), "%lld", (long long)(h0 + (int64_t)i));
+        argv[i + 2] = names[i];
+    }
+    x = store_cmdargv((int)(n + 2), argv);
+    if (x && x->type == REDIS_REPLY_ARRAY && x->elements == n) {
+        for (size_t i = 0; i < n; i++) {
+            usage_bucket b;
+            redisReply *e = x->element[i];
+            if (e->type != REDIS_REPLY_STRING)
+                continue;
+            if (usage_bucket_parse(e->str, e->len, h0 + (int64_t)i, &b) < 0) {
+                log_error("usage-hours:%s %s: not a bucket: %.80s", id, names[i], e->str);
+                continue;
+            }
+            usage_bucket_add(tot, &b, from, to, i == 0);
+        }
+        rc = 0;
+    }
+    if (x)
+        freeReplyObject(x);
+    free(argv);
+    free(names);
+    return rc;
+}
+
+void h_usage(api_req *r, const char *id)
+{
+    int64_t from, to;
+    bool detail;
+    project_rec p;
+    char k[128], smin[24], smax[24], tf[32], tt[32], *head;
+    redisReply *x;
+    usage_totals tot = {0};
+    text items = {0}, out = {0};
+    json_t *doc;
+
+    if (!project_id_valid(id))
+        return api_error(r, 400, "invalid_project_id", "invalid project id");
+    if (parse_range(r, &from, &to) < 0 || parse_detail(r, &detail) < 0 ||
+        project_known(r, id, &p) < 0)
+        return;
+
+    /* every event overlapping [from, to) starts in [midnight before from, to) */
+    snprintf(smin, sizeof(smin), "%lld", (long long)USAGE_SCAN_FROM(from));
+    snprintf(smax, sizeof(smax), "(%lld", (long long)to);
+    {
+        const char *argv[] = {"ZRANGEBYSCORE", store_key(k, sizeof(k), "usage:%s", id), smin,
+                              smax};
+        x = store_cmdargv(4, argv);
+    }
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY) {
+        if (x)
+            freeReplyObject(x);
+        return api_error(r, 503, "store_unavailable", "state store unavailable");
+    }
+    add(&items, "[", 1);
+    for (size_t i = 0; i < x->elements; i++) {
+        const char *ev = x->element[i]->str;
+        size_t n = x->element[i]->len;
+        usage_event e;
+        double frac;
+
+        if (usage_event_scan(ev, n, &e) < 0) {
+            /* not the flat shape we write: let the full parser judge */
+            json_t *j = json_loadb(ev, n, 0, NULL);
+            int bad = j == NULL || usage_event_from_json(j, &e) < 0;
+            json_decref(j);
+            if (bad)
+                continue;
+        }
+        if ((frac = usage_fraction(&e, from, to)) <= 0.0)
+            continue;
+        usage_add(&tot, &e, frac);
+        if (detail)
+            add_item(&items, ev, n, frac);
+    }
+    freeReplyObject(x);
+    add(&items, "]", 1);
+    if (add_buckets(id, from, to, &tot) < 0) {
+        free(items.buf);
+        return api_error(r, 503, "store_unavailable", "state store unavailable");
+    }
+    if (tot.overflow) {
+        free(items.buf);
+        return api_error(r, 500, "overflow", "a usage total exceeds 64 bits");
+    }
+
+    rfc3339_format(from, tf, sizeof(tf));
+    rfc3339_format(to, tt, sizeof(tt));
+    doc = json_pack("{s:s, s:s, s:s, s:I, s:I, s:{s:f, s:f, s:f, s:I, s:I, s:I}, s:b, s:o}",
+                    "project", id, "from", tf, "to", tt, "from_ms", (json_int_t)from, "to_ms",
+                    (json_int_t)to, "totals", "compute_seconds", tot.compute_seconds,
+                    "cu_seconds", tot.cu_seconds, "storage_byte_seconds",
+                    tot.storage_byte_seconds, "bytes_in", (json_int_t)tot.bytes_in, "bytes_out",
+                    (json_int_t)tot.bytes_out, "events", (json_int_t)tot.events, "exact",
+                    !tot.inexact, "open",
+                    open_intervals(&p));
+    head = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (head == NULL || items.oom) {
+        free(head);
+        free(items.buf);
+        return api_error(r, 500, "internal", "out of memory");
+    }
+    /* {...head...,"intervals":[...]} */
+    add(&out, head, strlen(head) - 1);
+    if (detail) {
+        static const char key[] = ",\"intervals\":";
+        add(&out, key, sizeof(key) - 1);
+        add(&out, items.buf, items.len);
+    }
+    add(&out, "}", 1);
+    free(head);
+    free(items.buf);
+    if (out.oom) {
+        free(out.buf);
+        return api_error(r, 500, "internal", "out of memory");
+    }
+    r->status = 200;
+    free(r->out);
+    r->out = out.buf;
+    r->content_type = "application/json";
+}

@@ -1,0 +1,203 @@
+/* Metering and billing: starting and stopping its threads, and its part of
+ * /metrics.  Compute intervals are closed by the state transitions
+ * themselves (store.c); see billing.h for where everything else lives. */
+#include "billing/billing.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "billing/events.h"
+#include "billing/private.h"
+#include "util/ids.h"
+#include "util/log.h"
+#include "billing/metrics.h"
+
+static const config *cfg;
+static bool sampler_on, listener_on, exporter_on;
+
+int billing_init(const config *c)
+{
+    cfg = c;
+    if (storage_sampler_start(c) < 0) {
+        log_error("billing: cannot start the storage sampler");
+        return -1;
+    }
+    sampler_on = true;
+    if (c->syslog_listen[0]) {
+        if (transfer_listener_start(c) < 0)
+            return -1;
+        listener_on = true;
+    }
+    if (exporter_start(c) < 0) {
+        log_error("billing: cannot start the exporter");
+        return -1;
+    }
+    exporter_on = true;
+    if (!c->pg_conninfo[0])
+        log_info("billing: no pg_conninfo; usage is recorded and served from Redis, events "
+                 "wait in export:pending for a ledger for usage_retention_s (%d s)",
+                 c->usage_retention_s);
+    return 0;
+}
+
+/* Nothing to do on the scheduler's beat: compute intervals are split by
+ * lifecycle_meter_tick (once per compute and tick), and everything slow (measuring datadirs, talking to
+ * PostgreSQL) has its own thread so it can never delay a suspend. */
+void billing_tick(void) {}
+
+void billing_stop(void)
+{
+    if (exporter_on)
+        exporter_stop();
+    if (listener_on)
+        transfer_listener_stop();
+    if (sampler_on)
+        storage_sampler_stop();
+    exporter_on = listener_on = sampler_on = false;
+}
+
+int billing_resize(const compute_rec *c, int cu)
+{
+    char s[16];
+    const char *kv[] = {"size_cu", s};
+    /* the script closes the open interval at the old size_cu before it
+     * sets the new one */
+    transition t = {"creating,running,suspending,suspended,resuming,failed", ST_UNKNOWN,
+                    METER_SPLIT, NULL, 0, kv, 2};
+
+    snprintf(s, sizeof(s), "%d", cu);
+    return store_transition(c, &t, NULL);
+}
+
+/* --- /metrics ------------------------------------------------------------ */
+
+typedef struct {
+    char **buf;
+    size_t *len, *cap;
+} out;
+
+static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(out *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(*o->buf + *o->len, *o->cap - *o->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && *o->len + (size_t)n < *o->cap) {
+            *o->len += (size_t)n;
+            return;
+        }
+        *o->cap = *o->cap * 2 + (size_t)n + 1024;
+        *o->buf = realloc(*o->buf, *o->cap);
+        if (*o->buf == NULL)
+            abort();
+    }
+}
+
+static long long reply_ll(redisReply *r)
+{
+    long long v = 0;
+
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else if (r && r->type == REDIS_REPLY_STRING)
+        v = strtoll(r->str, NULL, 10);
+    return v;
+}
+
+void metrics_billing(char **buf, size_t *len, size_t *cap)
+{
+    static const char *const fields[] = {
+        "billing_events_exported_total", "billing_export_failures_total",
+        "billing_export_duplicates_total", "billing_events_rejected_total",
+        "billing_storage_samples_total", "billing_storage_sample_failures_total",
+        "billing_transfer_recorded_total", "billing_transfer_duplicate_total",
+        "billing_transfer_malformed_total", "billing_transfer_unrouted_total",
+        "billing_transfer_lost_total", "billing_transfer_stale_total",
+        "billing_transfer_unauthenticated_total", "billing_events_expired_total",
+        "billing_usage_fold_refused_total"};
+    enum { N = sizeof(fields) / sizeof(fields[0]) };
+    char km[64], kq[64], kp[64];
+    long long v[N] = {0}, waiting = 0;
+    double lag = 0;
+    out o = {buf, len, cap};
+    redisReply *r;
+
+    {
+        const char *argv[N + 2];
+        argv[0] = "HMGET";
+        argv[1] = store_key(km, sizeof(km), "metrics");
+        for (int i = 0; i < N; i++)
+            argv[i + 2] = fields[i];
+        r = store_cmdargv(N + 2, argv);
+        for (int i = 0; r && r->type == REDIS_REPLY_ARRAY && i < N && i < (int)r->elements; i++)
+            v[i] = reply_ll(r->element[i]);
+        if (r)
+            freeReplyObject(r);
+    }
+    r = store_cmd("HLEN %s", store_key(kp, sizeof(kp), K_PENDING));
+    waiting = reply_ll(r);
+    if (r)
+        freeReplyObject(r);
+    r = store_cmd("ZRANGE %s 0 0 WITHSCORES", store_key(kq, sizeof(kq), K_QUEUE));
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+        lag = (double)(now_ms() - strtoll(r->element[1]->str, NULL, 10)) / 1000.0;
+        if (lag < 0)
+            lag = 0;
+    }
+    if (r)
+        freeReplyObject(r);
+
+    put(&o, "# HELP smdb_billing_export_lag_seconds Age of the oldest usage event not yet in the ledger.\n"
+            "# TYPE smdb_billing_export_lag_seconds gauge\nsmdb_billing_export_lag_seconds %.3f\n",
+        lag);
+    put(&o, "# HELP smdb_billing_events_waiting Usage events waiting for the ledger.\n"
+            "# TYPE smdb_billing_events_waiting gauge\nsmdb_billing_events_waiting %lld\n",
+        waiting);
+    put(&o, "# HELP smdb_billing_ledger_up 1 if the last export reached PostgreSQL, 0 if it failed, -1 without a ledger.\n"
+            "# TYPE smdb_billing_ledger_up gauge\nsmdb_billing_ledger_up %d\n",
+        exporter_on && cfg->pg_conninfo[0] ? exporter_ledger_up() : -1);
+    put(&o, "# HELP smdb_billing_events_exported_total Usage events committed to the ledger.\n"
+            "# TYPE smdb_billing_events_exported_total counter\nsmdb_billing_events_exported_total %lld\n",
+        v[0]);
+    put(&o, "# HELP smdb_billing_export_failures_total Failed attempts to reach or write the ledger.\n"
+            "# TYPE smdb_billing_export_failures_total counter\nsmdb_billing_export_failures_total %lld\n",
+        v[1]);
+    put(&o, "# HELP smdb_billing_export_duplicates_total Exported events the ledger already had (re-exports after a crash).\n"
+            "# TYPE smdb_billing_export_duplicates_total counter\nsmdb_billing_export_duplicates_total %lld\n",
+        v[2]);
+    put(&o, "# HELP smdb_billing_events_rejected_total Events the ledger refused, kept in export:rejected.\n"
+            "# TYPE smdb_billing_events_rejected_total counter\nsmdb_billing_events_rejected_total %lld\n",
+        v[3]);
+    put(&o, "# HELP smdb_billing_storage_samples_total Datadir size samples.\n"
+            "# TYPE smdb_billing_storage_samples_total counter\nsmdb_billing_storage_samples_total %lld\n"
+            "# HELP smdb_billing_storage_sample_failures_total Datadir sizes that could not be measured.\n"
+            "# TYPE smdb_billing_storage_sample_failures_total counter\n"
+            "smdb_billing_storage_sample_failures_total %lld\n",
+        v[4], v[5]);
+    put(&o, "# HELP smdb_billing_transfer_lines_total nginx transfer records by outcome.\n"
+            "# TYPE smdb_billing_transfer_lines_total counter\n"
+            "smdb_billing_transfer_lines_total{result=\"recorded\"} %lld\n"
+            "smdb_billing_transfer_lines_total{result=\"duplicate\"} %lld\n"
+            "smdb_billing_transfer_lines_total{result=\"malformed\"} %lld\n"
+            "smdb_billing_transfer_lines_total{result=\"unrouted\"} %lld\n"
+            "smdb_billing_transfer_lines_total{result=\"lost\"} %lld\n"
+            "smdb_billing_transfer_lines_total{result=\"stale\"} %lld\n"
+            "smdb_billing_transfer_lines_total{result=\"unauthenticated\"} %lld\n",
+        v[6], v[7], v[8], v[9], v[10], v[11], v[12]);
+    put(&o, "# HELP smdb_billing_events_expired_total Events retired unexported after usage_retention_s (no ledger).\n"
+            "# TYPE smdb_billing_events_expired_total counter\nsmdb_billing_events_expired_total %lld\n"
+            "# HELP smdb_billing_usage_fold_refused_total Retired events kept per event: out of bounds for the hourly sums.\n"
+            "# TYPE smdb_billing_usage_fold_refused_total counter\nsmdb_billing_usage_fold_refused_total %lld\n",
+        v[13], v[14]);
+    if (listener_on && transfer_listener_drops() >= 0)
+        put(&o, "# HELP smdb_billing_syslog_drops Datagrams the kernel dropped on the transfer listener (full buffer).\n"
+                "# TYPE smdb_billing_syslog_drops gauge\nsmdb_billing_syslog_drops %lld\n",
+            transfer_listener_drops());
+}

@@ -1,0 +1,31 @@
+/* Metering and billing: usage API, storage sampling, transfer ingestion and
+ * the exactly-once export of usage events to the PostgreSQL ledger.
+ * docs/billing.md has the rules; the pieces:
+ *   store/store.c      compute intervals, inside every state transition
+ *   events.c           the Redis side of every event (Lua)
+ *   storage.c          storage sampler thread
+ *   transfer.c         nginx syslog listener thread (transfer)
+ *   export.c           exporter thread (PostgreSQL, via pg.c)
+ *   api/usage.c        GET /api/v1/projects/{id}/usage
+ *   usage.c, transfer_line.c, util/rfc3339.c: the pure parts
+ */
+#ifndef SMDB_BILLING_H
+#define SMDB_BILLING_H
+
+#include "util/config.h"
+#include "store/store.h"
+
+/* Starts the billing threads (the exporter only with pg_conninfo, the
+ * listener only with syslog_listen).  -1 if one cannot start (for example
+ * syslog_listen's port is taken). */
+int billing_init(const config *cfg);
+/* Called from the scheduler thread every tick. */
+void billing_tick(void);
+void billing_stop(void);
+
+/* Changes a compute's size, splitting its open compute interval at this
+ * moment so that each part is billed at the size it ran at (for the
+ * autoscaler).  1 done, 0 the compute is being deleted, -1 error. */
+int billing_resize(const compute_rec *c, int cu);
+
+#endif

@@ -1,0 +1,968 @@
+#include "core/lifecycle.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "billing/billing.h"
+#include "util/ids.h"
+#include "util/log.h"
+
+static const config *cfg;
+static const backend *be;
+
+/* Waiters for a state change of any compute.  Transitions made by another
+ * controller process are seen through the short timed wait. */
+static pthread_mutex_t change_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t change_cv = PTHREAD_COND_INITIALIZER;
+
+void lifecycle_init(const config *c, const backend *b)
+{
+    cfg = c;
+    be = b;
+}
+
+const backend *lifecycle_backend(void) { return be; }
+
+static void changed(void)
+{
+    pthread_mutex_lock(&change_mu);
+    pthread_cond_broadcast(&change_cv);
+    pthread_mutex_unlock(&change_mu);
+}
+
+static void wait_change(int ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&change_mu);
+    pthread_cond_timedwait(&change_cv, &change_mu, &ts);
+    pthread_mutex_unlock(&change_mu);
+}
+
+static void set_err(op_error *e, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_err(op_error *e, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+
+    e->status = status;
+    e->code = code;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+}
+
+/* What a failed store call tells the caller: the outcome is unknown. */
+static void store_err(op_error *e)
+{
+    set_err(e, 503, "store_unavailable", "state store unavailable");
+}
+
+/* The computes an actor of this process is moving through a transitional
+ * state (creating: by project id), counted, so that supervision can tell an
+ * orphan (a transition applied after its actor gave up on Redis) from work
+ * in progress.  A full table only delays healing to the age bound. */
+#define MAX_HELD 256
+static struct {
+    char id[96];
+    int n;
+} held[MAX_HELD];
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void hold(const char *id, int delta)
+{
+    int slot = -1;
+
+    pthread_mutex_lock(&held_mu);
+    for (int i = 0; i < MAX_HELD; i++) {
+        if (held[i].n > 0 && strcmp(held[i].id, id) == 0) {
+            held[i].n += delta;
+            slot = -2;
+            break;
+        }
+        if (held[i].n == 0 && slot == -1)
+            slot = i;
+    }
+    if (delta > 0 && slot >= 0) {
+        snprintf(held[slot].id, sizeof(held[slot].id), "%s", id);
+        held[slot].n = delta;
+    }
+    pthread_mutex_unlock(&held_mu);
+}
+
+static bool is_held(const char *id)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&held_mu);
+    for (int i = 0; i < MAX_HELD && !found; i++)
+        found = held[i].n > 0 && strcmp(held[i].id, id) == 0;
+    pthread_mutex_unlock(&held_mu);
+    return found;
+}
+
+int lifecycle_load(const char *cid, compute_rec *c, op_error *e)
+{
+    int rc;
+
+    if (!compute_id_valid(cid)) {
+        set_err(e, 400, "invalid_compute_id", "invalid compute id");
+        return -1;
+    }
+    rc = store_compute_get(cid, c);
+    if (rc != 0) {
+        set_err(e, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "unknown_compute",
+                rc < 0 ? "state store unavailable" : "unknown compute");
+        return -1;
+    }
+    return 0;
+}
+
+int lifecycle_load_project(const char *id, project_rec *p, op_error *e)
+{
+    int rc;
+
+    if (!project_id_valid(id)) {
+        set_err(e, 400, "invalid_project_id",
+                "invalid project id (want 1-63 characters of a-z, 0-9 and -)");
+        return -1;
+    }
+    rc = store_project_get(id, p);
+    if (rc != 0) {
+        if (rc < 0)
+            set_err(e, 503, "store_unavailable", "state store unavailable");
+        else
+            set_err(e, 404, "unknown_project", "unknown project '%s'", id);
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies a transition; logs and wakes waiters when it was applied. */
+static int move(const compute_rec *c, const char *from, compute_state to, meter_op meter,
+                const char **kv, int nkv)
+{
+    transition t = {from, to, meter, NULL, 0, kv, nkv};
+    char cur[32];
+    int rc = store_transition(c, &t, cur);
+
+    if (rc == 1) {
+        log_info("compute %s: %s -> %s", c->id, cur, state_name(to));
+        changed();
+    }
+    return rc;
+}
+
+/* A backend that cannot act (its engine is down) makes no records: the
+ * client gets a retryable 503, not a failed compute. */
+static bool backend_up(op_error *e)
+{
+    char why[256] = "";
+
+    if (be->available == NULL || be->available(why, sizeof(why)))
+        return true;
+    set_err(e, 503, "backend_unavailable", "compute backend %s unavailable: %s", be->name, why);
+    return false;
+}
+
+static void ident_strings(const proc_ident *id, char pid[16], char start[24])
+{
+    snprintf(pid, 16, "%d", id->pid);
+    snprintf(start, 24, "%lld", id->pid_start);
+}
+
+/* Records a server the moment it exists (state unchanged), and starts
+ * metering there: compute time counts from the moment the process is started
+ * (for a new compute not before; a resume opened it already).  A new server's
+ * plugin counts its reports from seq 1 again: forget the old sequence here,
+ * before the server can report, so its first report is not taken as stale. */
+static void spawned(const compute_rec *c, const proc_ident *id)
+{
+    char pid[16], start[24];
+    const char *kv[] = {"pid", pid, "pid_start", start, "act_seq", "0", "act_start_ms", "0",
+                        "act_connections", "0", "host", id->host};
+    transition t = {"creating,resuming", ST_UNKNOWN, METER_OPEN, NULL, 0, kv,
+                    id->host[0] ? 12 : 10};
+
+    ident_strings(id, pid, start);
+    store_transition(c, &t, NULL);
+}
+
+bool lifecycle_backend_available(char *why, size_t len)
+{
+    return be->available == NULL || be->available(why, len);
+}
+
+const char *lifecycle_backend_name(void)
+{
+    return be->name;
+}
+
+void lifecycle_touch(const char *cid)
+{
+    char now[24];
+    const char *kv[] = {"last_activity_ms", now};
+
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms());
+    store_compute_set(cid, kv, 2);
+}
+
+/* The final resuming -> running; a failure leaves its error in e (the server
+ * runs: supervision adopts it if the store took the move after all). */
+static int resumed(const compute_rec *c, const char **kv, int nkv, op_error *e)
+{
+    int rc = move(c, "resuming", ST_RUNNING, METER_KEEP, kv, nkv);
+
+    if (rc == 1)
+        return 0;
+    if (rc < 0)
+        set_err(e, 503, "store_unavailable",
+                "state store unavailable: compute %s not marked running", c->id);
+    else
+        set_err(e, 409, "busy", "compute %s changed state while resuming", c->id);
+    return -1;
+}
+
+/* The caller holds the compute in `resuming`.  Thaws or starts it and moves
+ * it to running; on failure back to suspended (stopped), so a later wake
+ * tries again. */
+static int do_resume(compute_rec *c, const char **cold, op_error *e)
+{
+    char err[512] = "", pid[16], start[24];
+    proc_status st = c->pid > 0 ? be->status(c) : PROC_DEAD;
+    proc_ident id = {c->pid, c->pid_start, ""};
+
+    if (st == PROC_FROZEN || (st == PROC_RUNNING && c->mode == MODE_FROZEN)) {
+        if (be->thaw(c, err, sizeof(err)) == 0 && be->ready(c) == 0) {
+            const char *kv[] = {"mode", "", "error", ""};
+            *cold = "thawed";
+            store_counter_incr("thaws_total", 1);
+            return resumed(c, kv, 4, e);
+        }
+        log_warn("compute %s: thaw failed (%s), restarting it", c->id, err);
+        be->stop(c, err, sizeof(err));
+    } else if (st == PROC_RUNNING && be->ready(c) == 0) {
+        /* already serving (e.g. adopted half-way through a resume) */
+        const char *kv[] = {"mode", "", "error", ""};
+        *cold = "running";
+        return resumed(c, kv, 4, e);
+    }
+    if (be->start(c, &id, spawned, err, sizeof(err)) == 0) {
+        ident_strings(&id, pid, start);
+        const char *kv[] = {"pid", pid, "pid_start", start, "mode", "", "error", "",
+                            "host", id.host};
+        *cold = "started";
+        store_counter_incr("starts_total", 1);
+        return resumed(c, kv, id.host[0] ? 10 : 8, e);
+    }
+    log_error("compute %s: start failed: %s", c->id, err);
+    store_counter_incr("start_failures_total", 1);
+    {
+        const char *kv[] = {"mode", "stopped", "error", err};
+        move(c, "resuming", ST_SUSPENDED, METER_CLOSE, kv, 4);
+    }
+    set_err(e, 503, "wake_failed", "compute %s failed to start: %s", c->id, err);
+    return -1;
+}
+
+static void fill_result(const compute_rec *c, wake_result *out, const char *cold)
+{
+    snprintf(out->host, sizeof(out->host), "%s", c->host);
+    out->port = c->port;
+    snprintf(out->compute_id, sizeof(out->compute_id), "%s", c->id);
+    out->cold_start = cold;
+}
+
+/* Makes the compute reachable.  Every concurrent caller loops on the stored
+ * state; the one whose suspended->resuming transition applies does the work,
+ * the others wait for `running` and return the same address. */
+static int wake_compute(const char *cid, wake_result *out, op_error *e)
+{
+    int64_t t0 = mono_ms(), deadline = t0 + cfg->wake_timeout_ms;
+    const char *cold = NULL;
+
+    for (;;) {
+        compute_rec c;
+        int rc = store_compute_get(cid, &c);
+
+        if (rc != 0) {
+            set_err(e, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "no_compute",
+                    rc < 0 ? "state store unavailable" : "the project has no compute");
+            return -1;
+        }
+        switch (c.state) {
+        case ST_RUNNING:
+            /* no touch: a wake is not activity (DESIGN.md §4) -- an
+             * unauthenticated client, or one with a wrong password, must
+             * not keep a compute awake.  The sessions it leads to are, as
+             * the plugin reports them; the scheduler's idle clock starts no
+             * earlier than the compute entered `running`. */
+            fill_result(&c, out, cold ? cold : "running");
+            return 0;
+        case ST_SUSPENDED:
+        case ST_FAILED: {
+            const char *kv[] = {"wake_requested_ms", ""};
+            if (!backend_up(e))
+                return -1;
+            /* only the actor holds the compute, not the waiters */
+            hold(cid, 1);
+            if (move(&c, c.state == ST_FAILED ? "failed" : "suspended", ST_RESUMING,
+                     METER_OPEN, kv, 2) == 1) {
+                c.state = ST_RESUMING;
+                rc = do_resume(&c, &cold, e);
+                hold(cid, -1);
+                if (rc < 0)
+                    return -1;
+                continue;
+            }
+            hold(cid, -1);
+            break;
+        }
+        case ST_SUSPENDING: {
+            /* tell the draining scheduler a client is coming; it cancels */
+            char now[24];
+            const char *kv[] = {"wake_requested_ms", now};
+            snprintf(now, sizeof(now), "%lld", (long long)now_ms());
+            store_compute_set(cid, kv, 2);
+            wait_change(5);
+            break;
+        }
+        case ST_CREATING:
+        case ST_RESUMING:
+            wait_change(5);
+            break;
+        case ST_DELETING:
+        default:
+            set_err(e, 404, "unknown_project", "the compute is being deleted");
+            return -1;
+        }
+        if (mono_ms() > deadline) {
+            set_err(e, 503, "wake_timeout", "compute %s not ready after %d ms", cid,
+                    cfg->wake_timeout_ms);
+            return -1;
+        }
+    }
+}
+
+int lifecycle_wake(const char *project, wake_result *out, op_error *e)
+{
+    project_rec p;
+    int64_t t0 = mono_ms();
+    int rc;
+
+    if (lifecycle_load_project(project, &p, e) < 0)
+        return -1;
+    if (p.compute_id[0] == '\0') {
+        set_err(e, 404, "no_compute", "project '%s' has no compute", project);
+        return -1;
+    }
+    store_counter_incr("wakes_total", 1);
+    rc = wake_compute(p.compute_id, out, e);
+    out->ms = (double)(mono_ms() - t0);
+    if (rc < 0)
+        store_counter_incr("wake_errors_total", 1);
+    else
+        store_hist_observe("wake_ms", out->ms);
+    return rc;
+}
+
+int lifecycle_resume(const char *cid, wake_result *out, op_error *e)
+{
+    compute_rec c;
+
+    if (lifecycle_load(cid, &c, e) < 0)
+        return -1;
+    return wake_compute(cid, out, e);
+}
+
+int lifecycle_resize(const char *cid, int cu, op_error *e)
+{
+    compute_rec c;
+    project_rec p;
+    char err[512] = "";
+    int rc = -1;
+
+    store_err(e);
+    if (lifecycle_load(cid, &c, e) < 0 || lifecycle_load_project(c.project, &p, e) < 0)
+        return -1;
+    if (cu < p.min_cu || cu > p.max_cu) {
+        set_err(e, 400, "invalid_field", "\"cu\" must be within the project's %d..%d",
+                p.min_cu, p.max_cu);
+        return -1;
+    }
+    if (c.state != ST_RUNNING) {
+        set_err(e, 409, "not_running", "compute %s is %s; only a running compute is resized",
+                cid, state_name(c.state));
+        return -1;
+    }
+    if (!backend_up(e))
+        return -1;
+    hold(cid, 1);
+    if (be->resize(&c, cu, err, sizeof(err)) < 0) {
+        set_err(e, 409, "resize_failed", "compute %s: %s", cid, err);
+    } else if (billing_resize(&c, cu) != 1) {
+        /* the limits changed; the meter still runs at the old size */
+        set_err(e, 503, "store_unavailable", "compute %s resized but not recorded", cid);
+    } else {
+        log_info("compute %s: resized %d -> %d CU", cid, c.size_cu, cu);
+        rc = 0;
+    }
+    hold(cid, -1);
+    return rc;
+}
+
+static int create_compute_record(const project_spec *spec, bool attach, compute_rec *c,
+                                 char token[65], op_error *e)
+{
+    project_rec p = {0};
+    char hex[13], hash[65];
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    if (random_hex(hex, 3) < 0 || random_hex(token, 32) < 0) {
+        set_err(e, 500, "internal", "no randomness");
+        return -1;
+    }
+    snprintf(c->id, sizeof(c->id), "%s-%s", spec->id, hex);
+    snprintf(c->project, sizeof(c->project), "%s", spec->id);
+    snprintf(c->host, sizeof(c->host), "%s", cfg->compute_host);
+    c->size_cu = spec->min_cu;
+    sha256_hex(token, hash);
+    memcpy(c->token_hash, hash, sizeof(hash));
+
+    snprintf(p.id, sizeof(p.id), "%s", spec->id);
+    snprintf(p.compute_id, sizeof(p.compute_id), "%s", c->id);
+    p.created_ms = now_ms();
+    p.idle_timeout_s = spec->idle_timeout_s;
+    p.freeze_after_s = spec->freeze_after_s;
+    p.min_cu = spec->min_cu;
+    p.max_cu = spec->max_cu;
+    rc = store_project_create(&p, c, attach);
+    if (rc == 1) {
+        set_err(e, 409, attach ? "compute_exists" : "project_exists",
+                attach ? "project '%s' already has a compute" : "project '%s' already exists",
+                spec->id);
+        return -1;
+    }
+    if (rc == 3) {
+        set_err(e, 404, "unknown_project", "unknown project '%s'", spec->id);
+        return -1;
+    }
+    if (rc == 2) {
+        set_err(e, 503, "no_ports", "no free compute port in %d-%d",
+                cfg->compute_port_min, cfg->compute_port_max);
+        return -1;
+    }
+    if (rc < 0 || store_compute_get(c->id, c) != 0) {
+        /* supervision fails a record left in `creating` */
+        store_err(e);
+        return -1;
+    }
+    return 0;
+}
+
+/* The tenant's administrator: a database owner, not a server owner
+ * (DESIGN.md §4; each privilege left out, and why: docs/tenancy.md).
+ *  - everything on every database (the `%` pattern), without GRANT OPTION:
+ *    a grant option on a pattern would let it re-grant the pattern, which
+ *    also matches `mysql`, to an account of its own;
+ *  - on `mysql` an exact-name grant, which MariaDB matches before the
+ *    pattern, keeps it to reading (writing mysql.* is granting oneself
+ *    anything);
+ *  - GRANT OPTION on the project's database by name and on every database
+ *    named `<project>_...` (the pattern `<project>\_%`, underscore escaped:
+ *    a pattern that can never match a system schema, so re-granting it or
+ *    any narrower pattern reaches the tenant's databases only);
+ *  - globally: user management and a view of its own server's sessions and
+ *    databases -- nothing that names a file, loads code, or stops or
+ *    reconfigures the server, and no global GRANT OPTION (it would combine
+ *    with the pattern).
+ * Then the controller's own account (the template's root, unix_socket
+ * only) gives up everything but PROCESS, which its drain check needs: no
+ * account on the compute holds more than the tenant, so none is worth taking
+ * over (CREATE USER can alter any account). */
+static int grant_owner(const compute_rec *c, const char *user, const char *password,
+                       const char *project, char *err, size_t errlen)
+{
+    char q[14][512];
+    int n = 0;
+
+    snprintf(q[n++], sizeof(q[0]), "CREATE USER '%s'@'%%' IDENTIFIED BY '%s'", user, password);
+    snprintf(q[n++], sizeof(q[0]),
+             "GRANT CREATE USER, PROCESS, SHOW DATABASES, BINLOG MONITOR ON *.* TO '%s'@'%%'", user);
+    snprintf(q[n++], sizeof(q[0]), "GRANT ALL PRIVILEGES ON `%%`.* TO '%s'@'%%'", user);
+    snprintf(q[n++], sizeof(q[0]), "GRANT SELECT ON `mysql`.* TO '%s'@'%%'", user);
+    snprintf(q[n++], sizeof(q[0]), "GRANT ALL PRIVILEGES ON `%s`.* TO '%s'@'%%' WITH GRANT OPTION",
+             project, user);
+    snprintf(q[n++], sizeof(q[0]),
+             "GRANT ALL PRIVILEGES ON `%s\\_%%`.* TO '%s'@'%%' WITH GRANT OPTION", project, user);
+    /* a database named after the project, so that routing by database name
+     * (`mariadb -D <project>`) finds one; the id is [a-z0-9-], safe quoted */
+    snprintf(q[n++], sizeof(q[0]), "CREATE DATABASE IF NOT EXISTS `%s`", project);
+    /* PROCESS through a default role: it has to be granted before this
+     * account gives up the right to grant */
+    snprintf(q[n++], sizeof(q[0]), "CREATE ROLE IF NOT EXISTS smdb_monitor");
+    snprintf(q[n++], sizeof(q[0]), "GRANT PROCESS ON *.* TO smdb_monitor");
+    snprintf(q[n++], sizeof(q[0]), "SET DEFAULT ROLE smdb_monitor");
+    snprintf(q[n++], sizeof(q[0]), "REVOKE ALL PRIVILEGES, GRANT OPTION FROM CURRENT_USER");
+    for (int i = 0; i < n; i++)
+        if (be->admin_sql(c, q[i], err, errlen) < 0)
+            return -1;
+    return 0;
+}
+
+static int create_compute(const project_spec *spec, bool attach, create_result *out,
+                          op_error *e)
+{
+    compute_rec c;
+    char token[65], err[512] = "", pid[16], start[24];
+    proc_ident id;
+
+    if (!backend_up(e))
+        return -1;
+    if (create_compute_record(spec, attach, &c, token, e) < 0)
+        return -1;
+    snprintf(out->compute_id, sizeof(out->compute_id), "%s", c.id);
+    snprintf(out->admin_user, sizeof(out->admin_user), "admin");
+    if (random_alnum(out->admin_password, 24) < 0)
+        goto fail;
+    if (be->create(&c, token, err, sizeof(err)) < 0 || be->start(&c, &id, spawned, err, sizeof(err)) < 0)
+        goto fail;
+    c.pid = id.pid;
+    c.pid_start = id.pid_start;
+    if (id.host[0])
+        snprintf(c.host, sizeof(c.host), "%s", id.host);
+    /* the project's own administrator; its password is returned once and
+     * stored nowhere but in the compute (as MariaDB's hash) */
+    if (grant_owner(&c, out->admin_user, out->admin_password, spec->id, err, sizeof(err)) < 0)
+        goto fail;
+    ident_strings(&id, pid, start);
+    {
+        const char *kv[] = {"pid", pid, "pid_start", start, "host", id.host};
+        int rc = move(&c, "creating", ST_RUNNING, METER_KEEP, kv, id.host[0] ? 6 : 4);
+        if (rc != 1) {
+            snprintf(err, sizeof(err), "%s", rc < 0 ? "state store unavailable"
+                                                    : "compute changed state during creation");
+            goto fail;
+        }
+    }
+    store_counter_incr("creates_total", 1);
+    memset(token, 0, sizeof(token));
+    return 0;
+
+fail:
+    memset(token, 0, sizeof(token));
+    log_error("compute %s: creation failed: %s", c.id, err);
+    if (c.pid > 0)
+        be->stop(&c, err, sizeof(err));
+    {
+        const char *kv[] = {"error", err};
+        move(&c, "creating", ST_FAILED, METER_CLOSE, kv, 2);
+    }
+    set_err(e, 500, "create_failed", "compute creation failed: %s", err);
+    return -1;
+}
+
+int lifecycle_create(const project_spec *spec, bool attach, create_result *out, op_error *e)
+{
+    int rc;
+
+    store_err(e);
+    hold(spec->id, 1);
+    rc = create_compute(spec, attach, out, e);
+    hold(spec->id, -1);
+    return rc;
+}
+
+/* Removes the compute's records; the compute must be in `deleting`. */
+static int finish_delete(compute_rec *c, op_error *e)
+{
+    char err[512] = "", k[160], kp[128], ks[64], kports[64], port[16], kt[64];
+    redisReply *r;
+
+    if (be->destroy(c, err, sizeof(err)) < 0) {
+        set_err(e, 500, "delete_failed", "%s", err);
+        return -1;
+    }
+    snprintf(port, sizeof(port), "%d", c->port);
+    store_key(k, sizeof(k), "compute:%s", c->id);
+    store_key(ks, sizeof(ks), "computes");
+    store_key(kports, sizeof(kports), "ports");
+    store_key(kp, sizeof(kp), "project:%s", c->project);
+    store_key(kt, sizeof(kt), "tokens");
+    /* detach from the project only if the project still points at us */
+    r = store_cmd("EVAL %s 5 %s %s %s %s %s %s %s %s",
+                  "redis.call('DEL', KEYS[1]) redis.call('SREM', KEYS[2], ARGV[1]) "
+                  "redis.call('HDEL', KEYS[5], ARGV[3]) "
+                  "if redis.call('HGET', KEYS[3], ARGV[2]) == ARGV[1] then "
+                  "redis.call('HDEL', KEYS[3], ARGV[2]) end "
+                  "if redis.call('HGET', KEYS[4], 'compute_id') == ARGV[1] then "
+                  "redis.call('HSET', KEYS[4], 'compute_id', '') end return 1",
+                  k, ks, kports, kp, kt, c->id, port, c->token_hash[0] ? c->token_hash : "-");
+    if (r == NULL) {
+        store_err(e);
+        return -1;
+    }
+    freeReplyObject(r);
+    changed();
+    return 0;
+}
+
+int lifecycle_delete_compute(const char *cid, op_error *e)
+{
+    compute_rec c;
+
+    if (lifecycle_load(cid, &c, e) < 0)
+        return -1;
+    if (c.state != ST_DELETING) {
+        int rc = move(&c, "running,suspended,failed", ST_DELETING, METER_CLOSE, NULL, 0);
+        if (rc < 0) {
+            store_err(e);
+            return -1;
+        }
+        if (rc == 0) {
+            set_err(e, 409, "busy", "compute %s is %s; try again", cid, state_name(c.state));
+            return -1;
+        }
+    }
+    return finish_delete(&c, e);
+}
+
+int lifecycle_delete_project(const char *project, op_error *e)
+{
+    project_rec p;
+    char k[128], ks[64];
+    redisReply *r;
+
+    if (lifecycle_load_project(project, &p, e) < 0)
+        return -1;
+    if (p.compute_id[0] && lifecycle_delete_compute(p.compute_id, e) < 0 && e->status != 404)
+        return -1;
+    r = store_cmd("DEL %s", store_key(k, sizeof(k), "project:%s", project));
+    if (r == NULL) {
+        store_err(e);
+        return -1;
+    }
+    freeReplyObject(r);
+    r = store_cmd("SREM %s %s", store_key(ks, sizeof(ks), "projects"), project);
+    if (r == NULL) {
+        store_err(e);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* The direct check of the safe-suspend rule, on the compute and in the
+ * store: no client session, no wake and no activity since we looked. */
+static bool still_idle(const compute_rec *before)
+{
+    compute_rec now;
+    compute_probe pr;
+
+    if (store_compute_get(before->id, &now) != 0)
+        return false;
+    if (now.wake_requested_ms > 0 || now.last_activity_ms > before->last_activity_ms)
+        return false;
+    if (now.act_received_ms > 0 && now.act_connections > 0)
+        return false;
+    if (be->probe(&now, &pr) < 0 || pr.client_sessions != 0)
+        return false;
+    return true;
+}
+
+static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind,
+                           long long activity_seen, op_error *e)
+{
+    bool drain = kind == SUSPEND_IDLE;
+    compute_rec c;
+    char err[512] = "", mode_s[16];
+    bool from_frozen;
+    int rc;
+
+    if (lifecycle_load(cid, &c, e) < 0)
+        return -1;
+    from_frozen = c.state == ST_SUSPENDED && c.mode == MODE_FROZEN && mode == MODE_STOPPED;
+    if (c.state == ST_SUSPENDED && !from_frozen) {
+        set_err(e, 409, "already_suspended", "compute %s is already suspended (%s)", cid,
+                mode_name(c.mode));
+        return -1;
+    }
+    {
+        transition t = {from_frozen ? "suspended" : "running", ST_SUSPENDING, METER_KEEP,
+                        drain ? "last_activity_ms" : NULL, activity_seen, NULL, 0};
+        const char *kv[] = {"wake_requested_ms", ""};
+        char cur[32];
+        t.kv = kv;
+        t.nkv = 2;
+        rc = store_transition(&c, &t, cur);
+        if (rc != 1) {
+            if (drain)
+                return 0;
+            if (rc < 0)
+                store_err(e);
+            else
+                set_err(e, 409, "busy", "compute %s is %s", cid, state_name(c.state));
+            return -1;
+        }
+        log_info("compute %s: %s -> suspending (%s)", cid, cur, mode_name(mode));
+        changed();
+    }
+    store_compute_get(cid, &c);
+
+    if (drain && !from_frozen) {
+        /* Wait out the proxy's address cache, so that every new client must
+         * come through a wake (which we see), then look at the compute
+         * itself.  A wake during the wait cancels at once. */
+        int64_t end = mono_ms() + cfg->drain_wait_ms;
+        bool idle = true;
+        while (mono_ms() < end) {
+            compute_rec now;
+            if (store_compute_get(cid, &now) != 0 || now.wake_requested_ms > 0) {
+                idle = false;
+                break;
+            }
+            usleep(20000);
+        }
+        if (!idle || !still_idle(&c)) {
+            const char *kv[] = {"wake_requested_ms", ""};
+            move(&c, "suspending", ST_RUNNING, METER_KEEP, kv, 2);
+            store_counter_incr("suspends_cancelled_total", 1);
+            return 0;
+        }
+    }
+
+    if (kind == SUSPEND_AFTER_TTL && !from_frozen) {
+        /* an operator's suspend: no idle check, but no proxy may still hold
+         * the address when the server goes (wakes now wait, then resume it) */
+        usleep((useconds_t)cfg->drain_wait_ms * 1000);
+    }
+    rc = mode == MODE_FROZEN ? be->freeze(&c, err, sizeof(err)) : be->stop(&c, err, sizeof(err));
+    if (rc < 0) {
+        const char *kv[] = {"error", err};
+        log_error("compute %s: suspend failed: %s", cid, err);
+        move(&c, "suspending", from_frozen ? ST_SUSPENDED : ST_RUNNING, METER_KEEP, kv, 2);
+        set_err(e, 500, "suspend_failed", "%s", err);
+        return -1;
+    }
+    snprintf(mode_s, sizeof(mode_s), "%s", mode_name(mode));
+    {
+        const char *kv[] = {"mode", mode_s, "wake_requested_ms", ""};
+        if (move(&c, "suspending", ST_SUSPENDED, METER_CLOSE, kv, 4) < 0) {
+            /* the server is down; supervision settles the record */
+            store_err(e);
+            return -1;
+        }
+    }
+    store_counter_incr(mode == MODE_FROZEN ? "suspends_frozen_total" : "suspends_stopped_total", 1);
+    return 1;
+}
+
+int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
+                      long long activity_seen, op_error *e)
+{
+    int rc;
+
+    store_err(e);
+    hold(cid, 1);
+    rc = suspend_compute(cid, mode, kind, activity_seen, e);
+    hold(cid, -1);
+    return rc;
+}
+
+static char **smembers(const char *setname)
+{
+    char key[64];
+    redisReply *r = store_cmd("SMEMBERS %s", store_key(key, sizeof(key), "%s", setname));
+    char **ids;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        if (r)
+            freeReplyObject(r);
+        return NULL;
+    }
+    ids = calloc(r->elements + 1, sizeof(char *));
+    for (size_t i = 0; ids && i < r->elements; i++)
+        ids[i] = strdup(r->element[i]->str);
+    freeReplyObject(r);
+    return ids;
+}
+
+char **lifecycle_compute_ids(void) { return smembers("computes"); }
+char **lifecycle_project_ids(void) { return smembers("projects"); }
+
+void ids_free(char **ids)
+{
+    for (char **p = ids; p && *p; p++)
+        free(*p);
+    free(ids);
+}
+
+static void reconcile_one(compute_rec *c);
+
+/* A compute left in a transitional state that no actor of this process
+ * holds: its actor lost Redis for the whole retry window (or its transition
+ * was applied after it gave up).  Settled the way a controller start does. */
+static bool orphaned(const compute_rec *c)
+{
+    if (c->state != ST_CREATING && c->state != ST_RESUMING && c->state != ST_SUSPENDING)
+        return false;
+    if (now_ms() - c->state_since_ms < cfg->wake_timeout_ms)
+        return false;
+    return !is_held(c->id) && !is_held(c->project);
+}
+
+bool lifecycle_supervise(const compute_rec *c)
+{
+    if (orphaned(c)) {
+        compute_rec copy = *c;
+        log_warn("compute %s: %s for %lld ms with no actor, settling it", c->id,
+                 state_name(c->state), (long long)(now_ms() - c->state_since_ms));
+        reconcile_one(&copy);
+        return true;
+    }
+    if (c->state == ST_RUNNING && be->status(c) == PROC_DEAD) {
+        const char *kv[] = {"mode", "stopped", "error", "server exited unexpectedly"};
+        log_warn("compute %s: mariadbd (pid %d) died", c->id, c->pid);
+        if (move(c, "running", ST_SUSPENDED, METER_CLOSE, kv, 4) == 1)
+            store_counter_incr("crashes_total", 1);
+        return true;
+    }
+    if (c->state == ST_SUSPENDED && c->mode == MODE_FROZEN && be->status(c) == PROC_DEAD) {
+        const char *kv[] = {"mode", "stopped"};
+        move(c, "suspended", ST_SUSPENDED, METER_KEEP, kv, 2);
+        return true;
+    }
+    return false;
+}
+
+/* A server found alive may still be starting (its controller died while
+ * waiting for it): give it the start timeout to become ready. */
+static int wait_ready(const compute_rec *c)
+{
+    int64_t end = mono_ms() + cfg->start_timeout_ms;
+
+    while (be->status(c) != PROC_DEAD) {
+        if (be->ready(c) == 0)
+            return 0;
+        if (mono_ms() > end)
+            break;
+        usleep(10000);
+    }
+    return -1;
+}
+
+static void reconcile_one(compute_rec *c)
+{
+    char err[512];
+    proc_status st = c->pid > 0 ? be->status(c) : PROC_DEAD;
+    op_error e = {0};
+
+    if (st == PROC_UNKNOWN) {
+        /* nothing to conclude while the engine cannot be asked: supervision
+         * settles the compute once it answers */
+        log_warn("compute %s: backend cannot tell its state now, left %s", c->id,
+                 state_name(c->state));
+        return;
+    }
+    switch (c->state) {
+    case ST_CREATING: {
+        /* the admin password was never handed out: the compute is unusable */
+        const char *kv[] = {"error", "controller stopped during creation"};
+        if (st != PROC_DEAD)
+            be->stop(c, err, sizeof(err));
+        move(c, "creating", ST_FAILED, METER_CLOSE, kv, 2);
+        break;
+    }
+    case ST_RUNNING:
+    case ST_RESUMING:
+    case ST_SUSPENDING: {
+        const char *from = state_name(c->state);
+        if (st == PROC_FROZEN)
+            be->thaw(c, err, sizeof(err));
+        if (st != PROC_DEAD && wait_ready(c) == 0) {
+            const char *kv[] = {"mode", "", "wake_requested_ms", ""};
+            if (c->state != ST_RUNNING)
+                move(c, from, ST_RUNNING, METER_OPEN, kv, 4);
+            log_info("compute %s: adopted running mariadbd pid %d", c->id, c->pid);
+        } else {
+            const char *kv[] = {"mode", "stopped", "error", "not running at controller start"};
+            if (st != PROC_DEAD)
+                be->stop(c, err, sizeof(err));
+            move(c, from, ST_SUSPENDED, METER_CLOSE, kv, 4);
+        }
+        break;
+    }
+    case ST_SUSPENDED:
+        if (c->mode == MODE_FROZEN && st == PROC_DEAD) {
+            const char *kv[] = {"mode", "stopped"};
+            move(c, "suspended", ST_SUSPENDED, METER_KEEP, kv, 2);
+        }
+        break;
+    case ST_DELETING:
+        finish_delete(c, &e);
+        break;
+    default:
+        break;
+    }
+}
+
+/* An instance under the backend's name whose compute the store does not
+ * know (its records were deleted while the controller was down, or another
+ * store was used): stopped, never deleted -- its data may be wanted. */
+static void stray_instance(const char *cid, void *arg)
+{
+    compute_rec c;
+    char err[256];
+
+    (void)arg;
+    if (store_compute_get(cid, &c) != 1)
+        return;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.id, sizeof(c.id), "%s", cid);
+    if (be->status(&c) == PROC_RUNNING || be->status(&c) == PROC_FROZEN) {
+        log_warn("compute %s: instance found that the store does not know; stopping it "
+                 "(its data is kept)", cid);
+        be->stop(&c, err, sizeof(err));
+    }
+}
+
+void lifecycle_reconcile(void)
+{
+    char **ids = lifecycle_compute_ids();
+    int n = 0;
+
+    for (char **id = ids; id && *id; id++) {
+        compute_rec c;
+        if (store_compute_get(*id, &c) == 0) {
+            reconcile_one(&c);
+            n++;
+        }
+    }
+    ids_free(ids);
+    log_info("reconciled %d computes", n);
+    if (be->list)
+        be->list(stray_instance, NULL);
+}
+
+bool lifecycle_meter_tick(const compute_rec *c)
+{
+    transition t = {"creating,running,suspending,resuming", ST_UNKNOWN, METER_SPLIT,
+                    NULL, 0, NULL, 0};
+
+    if (c->meter_since_ms <= 0 ||
+        now_ms() - c->meter_since_ms < (int64_t)cfg->meter_interval_s * 1000)
+        return false;
+    store_transition(c, &t, NULL);
+    return true;
+}
