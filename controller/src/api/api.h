@@ -47,6 +47,7 @@ void api_stop(struct MHD_Daemon *d);
 void api_json(api_req *r, int status, json_t *doc);          /* steals doc */
 void api_error(api_req *r, int status, const char *code, const char *msg);
 void api_op_error(api_req *r, const op_error *e);
+int api_status_of(err_kind kind);
 void api_header(api_req *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *api_query(api_req *r, const char *name);

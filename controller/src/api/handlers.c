@@ -11,7 +11,7 @@ static const config *cfg;
 
 /* Every handler starts from this error, so a path that fails without
  * filling its error still answers something true (the store failed). */
-#define OP_ERROR_INIT {503, "store_unavailable", "state store unavailable"}
+#define OP_ERROR_INIT {ERR_UNAVAILABLE, "store_unavailable", "state store unavailable"}
 
 void handlers_init(const config *c)
 {
@@ -363,7 +363,7 @@ void h_wake(api_req *r)
     op_error e = OP_ERROR_INIT;
 
     if (project == NULL) {
-        e = (op_error){400, "invalid_project_id", "endpointish is required"};
+        e = (op_error){ERR_INVALID, "invalid_project_id", "endpointish is required"};
     } else if (lifecycle_wake(project, &w, &e) == 0) {
         api_header(r, "X-Wake-Address", "%s:%d", w.host, w.port);
         api_header(r, "X-Wake-Compute", "%s", w.compute_id);

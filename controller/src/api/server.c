@@ -43,9 +43,24 @@ void api_error(api_req *r, int status, const char *code, const char *msg)
     api_json(r, status, json_pack("{s:s, s:s}", "error", msg, "code", code));
 }
 
+/* The one place the lifecycle's error kinds become HTTP statuses. */
+int api_status_of(err_kind kind)
+{
+    switch (kind) {
+    case ERR_NONE: return 200;
+    case ERR_INVALID: return 400;
+    case ERR_NOT_FOUND: return 404;
+    case ERR_CONFLICT: return 409;
+    case ERR_BUSY: return 409;
+    case ERR_UNAVAILABLE: return 503;
+    case ERR_INTERNAL: break;
+    }
+    return 500;
+}
+
 void api_op_error(api_req *r, const op_error *e)
 {
-    api_error(r, e->status, e->code, e->message);
+    api_error(r, api_status_of(e->kind), e->code, e->message);
 }
 
 void api_header(api_req *r, const char *name, const char *fmt, ...)

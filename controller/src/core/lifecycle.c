@@ -48,14 +48,14 @@ static void wait_change(int ms)
     pthread_mutex_unlock(&change_mu);
 }
 
-static void set_err(op_error *e, int status, const char *code, const char *fmt, ...)
+static void set_err(op_error *e, err_kind kind, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void set_err(op_error *e, int status, const char *code, const char *fmt, ...)
+static void set_err(op_error *e, err_kind kind, const char *code, const char *fmt, ...)
 {
     va_list ap;
 
-    e->status = status;
+    e->kind = kind;
     e->code = code;
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof(e->message), fmt, ap);
@@ -65,7 +65,7 @@ static void set_err(op_error *e, int status, const char *code, const char *fmt, 
 /* What a failed store call tells the caller: the outcome is unknown. */
 static void store_err(op_error *e)
 {
-    set_err(e, 503, "store_unavailable", "state store unavailable");
+    set_err(e, ERR_UNAVAILABLE, "store_unavailable", "state store unavailable");
 }
 
 /* The computes an actor of this process is moving through a transitional
@@ -116,12 +116,12 @@ int lifecycle_load(const char *cid, compute_rec *c, op_error *e)
     int rc;
 
     if (!compute_id_valid(cid)) {
-        set_err(e, 400, "invalid_compute_id", "invalid compute id");
+        set_err(e, ERR_INVALID, "invalid_compute_id", "invalid compute id");
         return -1;
     }
     rc = store_compute_get(cid, c);
     if (rc != 0) {
-        set_err(e, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "unknown_compute",
+        set_err(e, rc < 0 ? ERR_UNAVAILABLE : ERR_NOT_FOUND, rc < 0 ? "store_unavailable" : "unknown_compute",
                 rc < 0 ? "state store unavailable" : "unknown compute");
         return -1;
     }
@@ -133,16 +133,16 @@ int lifecycle_load_project(const char *id, project_rec *p, op_error *e)
     int rc;
 
     if (!project_id_valid(id)) {
-        set_err(e, 400, "invalid_project_id",
+        set_err(e, ERR_INVALID, "invalid_project_id",
                 "invalid project id (want 1-63 characters of a-z, 0-9 and -)");
         return -1;
     }
     rc = store_project_get(id, p);
     if (rc != 0) {
         if (rc < 0)
-            set_err(e, 503, "store_unavailable", "state store unavailable");
+            set_err(e, ERR_UNAVAILABLE, "store_unavailable", "state store unavailable");
         else
-            set_err(e, 404, "unknown_project", "unknown project '%s'", id);
+            set_err(e, ERR_NOT_FOUND, "unknown_project", "unknown project '%s'", id);
         return -1;
     }
     return 0;
@@ -171,7 +171,7 @@ static bool backend_up(op_error *e)
 
     if (be->available == NULL || be->available(why, sizeof(why)))
         return true;
-    set_err(e, 503, "backend_unavailable", "compute backend %s unavailable: %s", be->name, why);
+    set_err(e, ERR_UNAVAILABLE, "backend_unavailable", "compute backend %s unavailable: %s", be->name, why);
     return false;
 }
 
@@ -226,10 +226,10 @@ static int resumed(const compute_rec *c, const char **kv, int nkv, op_error *e)
     if (rc == 1)
         return 0;
     if (rc < 0)
-        set_err(e, 503, "store_unavailable",
+        set_err(e, ERR_UNAVAILABLE, "store_unavailable",
                 "state store unavailable: compute %s not marked running", c->id);
     else
-        set_err(e, 409, "busy", "compute %s changed state while resuming", c->id);
+        set_err(e, ERR_BUSY, "busy", "compute %s changed state while resuming", c->id);
     return -1;
 }
 
@@ -271,7 +271,7 @@ static int do_resume(compute_rec *c, const char **cold, op_error *e)
         const char *kv[] = {"mode", "stopped", "error", err};
         move(c, "resuming", ST_SUSPENDED, METER_CLOSE, kv, 4);
     }
-    set_err(e, 503, "wake_failed", "compute %s failed to start: %s", c->id, err);
+    set_err(e, ERR_UNAVAILABLE, "wake_failed", "compute %s failed to start: %s", c->id, err);
     return -1;
 }
 
@@ -296,7 +296,7 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
         int rc = store_compute_get(cid, &c);
 
         if (rc != 0) {
-            set_err(e, rc < 0 ? 503 : 404, rc < 0 ? "store_unavailable" : "no_compute",
+            set_err(e, rc < 0 ? ERR_UNAVAILABLE : ERR_NOT_FOUND, rc < 0 ? "store_unavailable" : "no_compute",
                     rc < 0 ? "state store unavailable" : "the project has no compute");
             return -1;
         }
@@ -343,11 +343,11 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
             break;
         case ST_DELETING:
         default:
-            set_err(e, 404, "unknown_project", "the compute is being deleted");
+            set_err(e, ERR_NOT_FOUND, "unknown_project", "the compute is being deleted");
             return -1;
         }
         if (mono_ms() > deadline) {
-            set_err(e, 503, "wake_timeout", "compute %s not ready after %d ms", cid,
+            set_err(e, ERR_UNAVAILABLE, "wake_timeout", "compute %s not ready after %d ms", cid,
                     cfg->wake_timeout_ms);
             return -1;
         }
@@ -363,7 +363,7 @@ int lifecycle_wake(const char *project, wake_result *out, op_error *e)
     if (lifecycle_load_project(project, &p, e) < 0)
         return -1;
     if (p.compute_id[0] == '\0') {
-        set_err(e, 404, "no_compute", "project '%s' has no compute", project);
+        set_err(e, ERR_NOT_FOUND, "no_compute", "project '%s' has no compute", project);
         return -1;
     }
     store_counter_incr("wakes_total", 1);
@@ -396,12 +396,12 @@ int lifecycle_resize(const char *cid, int cu, op_error *e)
     if (lifecycle_load(cid, &c, e) < 0 || lifecycle_load_project(c.project, &p, e) < 0)
         return -1;
     if (cu < p.min_cu || cu > p.max_cu) {
-        set_err(e, 400, "invalid_field", "\"cu\" must be within the project's %d..%d",
+        set_err(e, ERR_INVALID, "invalid_field", "\"cu\" must be within the project's %d..%d",
                 p.min_cu, p.max_cu);
         return -1;
     }
     if (c.state != ST_RUNNING) {
-        set_err(e, 409, "not_running", "compute %s is %s; only a running compute is resized",
+        set_err(e, ERR_CONFLICT, "not_running", "compute %s is %s; only a running compute is resized",
                 cid, state_name(c.state));
         return -1;
     }
@@ -409,10 +409,10 @@ int lifecycle_resize(const char *cid, int cu, op_error *e)
         return -1;
     hold(cid, 1);
     if (be->resize(&c, cu, err, sizeof(err)) < 0) {
-        set_err(e, 409, "resize_failed", "compute %s: %s", cid, err);
+        set_err(e, ERR_CONFLICT, "resize_failed", "compute %s: %s", cid, err);
     } else if (billing_resize(&c, cu) != 1) {
         /* the limits changed; the meter still runs at the old size */
-        set_err(e, 503, "store_unavailable", "compute %s resized but not recorded", cid);
+        set_err(e, ERR_UNAVAILABLE, "store_unavailable", "compute %s resized but not recorded", cid);
     } else {
         log_info("compute %s: resized %d -> %d CU", cid, c.size_cu, cu);
         rc = 0;
@@ -430,7 +430,7 @@ static int create_compute_record(const project_spec *spec, bool attach, compute_
 
     memset(c, 0, sizeof(*c));
     if (random_hex(hex, 3) < 0 || random_hex(token, 32) < 0) {
-        set_err(e, 500, "internal", "no randomness");
+        set_err(e, ERR_INTERNAL, "internal", "no randomness");
         return -1;
     }
     snprintf(c->id, sizeof(c->id), "%s-%s", spec->id, hex);
@@ -449,17 +449,17 @@ static int create_compute_record(const project_spec *spec, bool attach, compute_
     p.max_cu = spec->max_cu;
     rc = store_project_create(&p, c, attach);
     if (rc == 1) {
-        set_err(e, 409, attach ? "compute_exists" : "project_exists",
+        set_err(e, ERR_CONFLICT, attach ? "compute_exists" : "project_exists",
                 attach ? "project '%s' already has a compute" : "project '%s' already exists",
                 spec->id);
         return -1;
     }
     if (rc == 3) {
-        set_err(e, 404, "unknown_project", "unknown project '%s'", spec->id);
+        set_err(e, ERR_NOT_FOUND, "unknown_project", "unknown project '%s'", spec->id);
         return -1;
     }
     if (rc == 2) {
-        set_err(e, 503, "no_ports", "no free compute port in %d-%d",
+        set_err(e, ERR_UNAVAILABLE, "no_ports", "no free compute port in %d-%d",
                 cfg->compute_port_min, cfg->compute_port_max);
         return -1;
     }
@@ -569,7 +569,7 @@ fail:
         const char *kv[] = {"error", err};
         move(&c, "creating", ST_FAILED, METER_CLOSE, kv, 2);
     }
-    set_err(e, 500, "create_failed", "compute creation failed: %s", err);
+    set_err(e, ERR_INTERNAL, "create_failed", "compute creation failed: %s", err);
     return -1;
 }
 
@@ -591,7 +591,7 @@ static int finish_delete(compute_rec *c, op_error *e)
     redisReply *r;
 
     if (be->destroy(c, err, sizeof(err)) < 0) {
-        set_err(e, 500, "delete_failed", "%s", err);
+        set_err(e, ERR_INTERNAL, "delete_failed", "%s", err);
         return -1;
     }
     snprintf(port, sizeof(port), "%d", c->port);
@@ -631,7 +631,7 @@ int lifecycle_delete_compute(const char *cid, op_error *e)
             return -1;
         }
         if (rc == 0) {
-            set_err(e, 409, "busy", "compute %s is %s; try again", cid, state_name(c.state));
+            set_err(e, ERR_BUSY, "busy", "compute %s is %s; try again", cid, state_name(c.state));
             return -1;
         }
     }
@@ -646,7 +646,7 @@ int lifecycle_delete_project(const char *project, op_error *e)
 
     if (lifecycle_load_project(project, &p, e) < 0)
         return -1;
-    if (p.compute_id[0] && lifecycle_delete_compute(p.compute_id, e) < 0 && e->status != 404)
+    if (p.compute_id[0] && lifecycle_delete_compute(p.compute_id, e) < 0 && e->kind != ERR_NOT_FOUND)
         return -1;
     r = store_cmd("DEL %s", store_key(k, sizeof(k), "project:%s", project));
     if (r == NULL) {
@@ -694,7 +694,7 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
         return -1;
     from_frozen = c.state == ST_SUSPENDED && c.mode == MODE_FROZEN && mode == MODE_STOPPED;
     if (c.state == ST_SUSPENDED && !from_frozen) {
-        set_err(e, 409, "already_suspended", "compute %s is already suspended (%s)", cid,
+        set_err(e, ERR_CONFLICT, "already_suspended", "compute %s is already suspended (%s)", cid,
                 mode_name(c.mode));
         return -1;
     }
@@ -712,7 +712,7 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
             if (rc < 0)
                 store_err(e);
             else
-                set_err(e, 409, "busy", "compute %s is %s", cid, state_name(c.state));
+                set_err(e, ERR_BUSY, "busy", "compute %s is %s", cid, state_name(c.state));
             return -1;
         }
         log_info("compute %s: %s -> suspending (%s)", cid, cur, mode_name(mode));
@@ -752,7 +752,7 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
         const char *kv[] = {"error", err};
         log_error("compute %s: suspend failed: %s", cid, err);
         move(&c, "suspending", from_frozen ? ST_SUSPENDED : ST_RUNNING, METER_KEEP, kv, 2);
-        set_err(e, 500, "suspend_failed", "%s", err);
+        set_err(e, ERR_INTERNAL, "suspend_failed", "%s", err);
         return -1;
     }
     snprintf(mode_s, sizeof(mode_s), "%s", mode_name(mode));

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "backend/backend.h"
+#include "core/error.h"
 #include "util/config.h"
 #include "store/store.h"
 
@@ -23,16 +24,11 @@ typedef struct {
     double ms;
 } wake_result;
 
-/* Error results carry an HTTP status and a code for the JSON error. */
-typedef struct {
-    int status;
-    const char *code;
-    char message[512];
-} op_error;
 
 int lifecycle_wake(const char *project, wake_result *out, op_error *e);
 
-/* Validate an id and read its record; 400, 404 or 503 in e otherwise. */
+/* Validate an id and read its record; ERR_INVALID, ERR_NOT_FOUND or
+ * ERR_UNAVAILABLE in e otherwise. */
 int lifecycle_load(const char *cid, compute_rec *c, op_error *e);
 int lifecycle_load_project(const char *id, project_rec *p, op_error *e);
 
