@@ -58,19 +58,6 @@ void billing_stop(void)
     exporter_on = listener_on = sampler_on = false;
 }
 
-int billing_resize(const compute_rec *c, int cu)
-{
-    char s[16];
-    const char *kv[] = {"size_cu", s};
-    /* the script closes the open interval at the old size_cu before it
-     * sets the new one */
-    transition t = {"creating,running,suspending,suspended,resuming,failed", ST_UNKNOWN,
-                    METER_SPLIT, NULL, 0, kv, 2};
-
-    snprintf(s, sizeof(s), "%d", cu);
-    return store_transition(c, &t, NULL);
-}
-
 /* --- /metrics ------------------------------------------------------------ */
 
 typedef struct {

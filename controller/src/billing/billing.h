@@ -23,9 +23,4 @@ int billing_init(const config *cfg);
 void billing_tick(void);
 void billing_stop(void);
 
-/* Changes a compute's size, splitting its open compute interval at this
- * moment so that each part is billed at the size it ran at (for the
- * autoscaler).  1 done, 0 the compute is being deleted, -1 error. */
-int billing_resize(const compute_rec *c, int cu);
-
 #endif

@@ -8,7 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "billing/billing.h"
 #include "util/ids.h"
 #include "util/log.h"
 
@@ -148,19 +147,26 @@ int lifecycle_load_project(const char *id, project_rec *p, op_error *e)
     return 0;
 }
 
-/* Applies a transition; logs and wakes waiters when it was applied. */
-static int move(const compute_rec *c, const char *from, compute_state to, meter_op meter,
-                const char **kv, int nkv)
+/* Applies a transition of the table (core/state.h) with the fields of u
+ * (NULL: none); logs and wakes waiters when it was applied.  activity_guard:
+ * see store_transition. */
+static int move_guarded(const compute_rec *c, transition_id id, const compute_update *u,
+                        long long activity_guard)
 {
-    transition t = {from, to, meter, NULL, 0, kv, nkv};
+    const transition *t = transition_get(id);
     char cur[32];
-    int rc = store_transition(c, &t, cur);
+    int rc = store_transition(c, t, u, activity_guard, cur);
 
-    if (rc == 1) {
-        log_info("compute %s: %s -> %s", c->id, cur, state_name(to));
+    if (rc == 1 && t->to != ST_UNKNOWN) {
+        log_info("compute %s: %s -> %s (%s)", c->id, cur, state_name(t->to), t->name);
         changed();
     }
     return rc;
+}
+
+static int move(const compute_rec *c, transition_id id, const compute_update *u)
+{
+    return move_guarded(c, id, u, -1);
 }
 
 /* A backend that cannot act (its engine is down) makes no records: the
@@ -175,27 +181,14 @@ static bool backend_up(op_error *e)
     return false;
 }
 
-static void ident_strings(const proc_ident *id, char pid[16], char start[24])
-{
-    snprintf(pid, 16, "%d", id->pid);
-    snprintf(start, 24, "%lld", id->pid_start);
-}
-
 /* Records a server the moment it exists (state unchanged), and starts
- * metering there: compute time counts from the moment the process is started
- * (for a new compute not before; a resume opened it already).  A new server's
- * plugin counts its reports from seq 1 again: forget the old sequence here,
- * before the server can report, so its first report is not taken as stale. */
+ * metering there (TR_LAUNCHED). */
 static void spawned(const compute_rec *c, const proc_ident *id)
 {
-    char pid[16], start[24];
-    const char *kv[] = {"pid", pid, "pid_start", start, "act_seq", "0", "act_start_ms", "0",
-                        "act_connections", "0", "host", id->host};
-    transition t = {"creating,resuming", ST_UNKNOWN, METER_OPEN, NULL, 0, kv,
-                    id->host[0] ? 12 : 10};
+    compute_update u = {.set = U_PID | U_HOST | U_NEW_SERVER, .pid = id->pid,
+                        .pid_start = id->pid_start, .host = id->host};
 
-    ident_strings(id, pid, start);
-    store_transition(c, &t, NULL);
+    move(c, TR_LAUNCHED, &u);
 }
 
 bool lifecycle_backend_available(char *why, size_t len)
@@ -210,18 +203,16 @@ const char *lifecycle_backend_name(void)
 
 void lifecycle_touch(const char *cid)
 {
-    char now[24];
-    const char *kv[] = {"last_activity_ms", now};
+    compute_update u = {.set = U_ACTIVITY, .last_activity_ms = now_ms()};
 
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms());
-    store_compute_set(cid, kv, 2);
+    store_compute_update(cid, &u);
 }
 
 /* The final resuming -> running; a failure leaves its error in e (the server
  * runs: supervision adopts it if the store took the move after all). */
-static int resumed(const compute_rec *c, const char **kv, int nkv, op_error *e)
+static int resumed(const compute_rec *c, const compute_update *u, op_error *e)
 {
-    int rc = move(c, "resuming", ST_RUNNING, METER_KEEP, kv, nkv);
+    int rc = move(c, TR_RESUMED, u);
 
     if (rc == 1)
         return 0;
@@ -238,38 +229,39 @@ static int resumed(const compute_rec *c, const char **kv, int nkv, op_error *e)
  * tries again. */
 static int do_resume(compute_rec *c, const char **cold, op_error *e)
 {
-    char err[512] = "", pid[16], start[24];
+    char err[512] = "";
     proc_status st = c->pid > 0 ? be->status(c) : PROC_DEAD;
     proc_ident id = {c->pid, c->pid_start, ""};
 
+    compute_update awake = {.set = U_MODE | U_ERROR, .mode = MODE_NONE, .error = ""};
+
     if (st == PROC_FROZEN || (st == PROC_RUNNING && c->mode == MODE_FROZEN)) {
         if (be->thaw(c, err, sizeof(err)) == 0 && be->ready(c) == 0) {
-            const char *kv[] = {"mode", "", "error", ""};
             *cold = "thawed";
             store_counter_incr("thaws_total", 1);
-            return resumed(c, kv, 4, e);
+            return resumed(c, &awake, e);
         }
         log_warn("compute %s: thaw failed (%s), restarting it", c->id, err);
         be->stop(c, err, sizeof(err));
     } else if (st == PROC_RUNNING && be->ready(c) == 0) {
         /* already serving (e.g. adopted half-way through a resume) */
-        const char *kv[] = {"mode", "", "error", ""};
         *cold = "running";
-        return resumed(c, kv, 4, e);
+        return resumed(c, &awake, e);
     }
     if (be->start(c, &id, spawned, err, sizeof(err)) == 0) {
-        ident_strings(&id, pid, start);
-        const char *kv[] = {"pid", pid, "pid_start", start, "mode", "", "error", "",
-                            "host", id.host};
+        awake.set |= U_PID | U_HOST;
+        awake.pid = id.pid;
+        awake.pid_start = id.pid_start;
+        awake.host = id.host;
         *cold = "started";
         store_counter_incr("starts_total", 1);
-        return resumed(c, kv, id.host[0] ? 10 : 8, e);
+        return resumed(c, &awake, e);
     }
     log_error("compute %s: start failed: %s", c->id, err);
     store_counter_incr("start_failures_total", 1);
     {
-        const char *kv[] = {"mode", "stopped", "error", err};
-        move(c, "resuming", ST_SUSPENDED, METER_CLOSE, kv, 4);
+        compute_update u = {.set = U_MODE | U_ERROR, .mode = MODE_STOPPED, .error = err};
+        move(c, TR_START_FAILED, &u);
     }
     set_err(e, ERR_UNAVAILABLE, "wake_failed", "compute %s failed to start: %s", c->id, err);
     return -1;
@@ -311,13 +303,12 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
             return 0;
         case ST_SUSPENDED:
         case ST_FAILED: {
-            const char *kv[] = {"wake_requested_ms", ""};
+            compute_update u = {.set = U_WAKE, .wake_requested_ms = 0};
             if (!backend_up(e))
                 return -1;
             /* only the actor holds the compute, not the waiters */
             hold(cid, 1);
-            if (move(&c, c.state == ST_FAILED ? "failed" : "suspended", ST_RESUMING,
-                     METER_OPEN, kv, 2) == 1) {
+            if (move(&c, TR_WAKE, &u) == 1) {
                 c.state = ST_RESUMING;
                 rc = do_resume(&c, &cold, e);
                 hold(cid, -1);
@@ -330,10 +321,8 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
         }
         case ST_SUSPENDING: {
             /* tell the draining scheduler a client is coming; it cancels */
-            char now[24];
-            const char *kv[] = {"wake_requested_ms", now};
-            snprintf(now, sizeof(now), "%lld", (long long)now_ms());
-            store_compute_set(cid, kv, 2);
+            compute_update u = {.set = U_WAKE, .wake_requested_ms = now_ms()};
+            store_compute_update(cid, &u);
             wait_change(5);
             break;
         }
@@ -385,6 +374,14 @@ int lifecycle_resume(const char *cid, wake_result *out, op_error *e)
     return wake_compute(cid, out, e);
 }
 
+/* Bills the open interval at the size it ran at, then meters the new one. */
+static int resize_meter(const compute_rec *c, int cu)
+{
+    compute_update u = {.set = U_SIZE, .size_cu = cu};
+
+    return move(c, TR_RESIZE, &u);
+}
+
 int lifecycle_resize(const char *cid, int cu, op_error *e)
 {
     compute_rec c;
@@ -410,7 +407,7 @@ int lifecycle_resize(const char *cid, int cu, op_error *e)
     hold(cid, 1);
     if (be->resize(&c, cu, err, sizeof(err)) < 0) {
         set_err(e, ERR_CONFLICT, "resize_failed", "compute %s: %s", cid, err);
-    } else if (billing_resize(&c, cu) != 1) {
+    } else if (resize_meter(&c, cu) != 1) {
         /* the limits changed; the meter still runs at the old size */
         set_err(e, ERR_UNAVAILABLE, "store_unavailable", "compute %s resized but not recorded", cid);
     } else {
@@ -525,7 +522,7 @@ static int create_compute(const project_spec *spec, bool attach, create_result *
                           op_error *e)
 {
     compute_rec c;
-    char token[65], err[512] = "", pid[16], start[24];
+    char token[65], err[512] = "";
     proc_ident id;
 
     if (!backend_up(e))
@@ -546,10 +543,10 @@ static int create_compute(const project_spec *spec, bool attach, create_result *
      * stored nowhere but in the compute (as MariaDB's hash) */
     if (grant_owner(&c, out->admin_user, out->admin_password, spec->id, err, sizeof(err)) < 0)
         goto fail;
-    ident_strings(&id, pid, start);
     {
-        const char *kv[] = {"pid", pid, "pid_start", start, "host", id.host};
-        int rc = move(&c, "creating", ST_RUNNING, METER_KEEP, kv, id.host[0] ? 6 : 4);
+        compute_update u = {.set = U_PID | U_HOST, .pid = id.pid, .pid_start = id.pid_start,
+                            .host = id.host};
+        int rc = move(&c, TR_CREATED, &u);
         if (rc != 1) {
             snprintf(err, sizeof(err), "%s", rc < 0 ? "state store unavailable"
                                                     : "compute changed state during creation");
@@ -566,8 +563,8 @@ fail:
     if (c.pid > 0)
         be->stop(&c, err, sizeof(err));
     {
-        const char *kv[] = {"error", err};
-        move(&c, "creating", ST_FAILED, METER_CLOSE, kv, 2);
+        compute_update u = {.set = U_ERROR, .error = err};
+        move(&c, TR_CREATE_FAILED, &u);
     }
     set_err(e, ERR_INTERNAL, "create_failed", "compute creation failed: %s", err);
     return -1;
@@ -625,7 +622,7 @@ int lifecycle_delete_compute(const char *cid, op_error *e)
     if (lifecycle_load(cid, &c, e) < 0)
         return -1;
     if (c.state != ST_DELETING) {
-        int rc = move(&c, "running,suspended,failed", ST_DELETING, METER_CLOSE, NULL, 0);
+        int rc = move(&c, TR_DELETE, NULL);
         if (rc < 0) {
             store_err(e);
             return -1;
@@ -686,7 +683,7 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
 {
     bool drain = kind == SUSPEND_IDLE;
     compute_rec c;
-    char err[512] = "", mode_s[16];
+    char err[512] = "";
     bool from_frozen;
     int rc;
 
@@ -699,13 +696,9 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
         return -1;
     }
     {
-        transition t = {from_frozen ? "suspended" : "running", ST_SUSPENDING, METER_KEEP,
-                        drain ? "last_activity_ms" : NULL, activity_seen, NULL, 0};
-        const char *kv[] = {"wake_requested_ms", ""};
-        char cur[32];
-        t.kv = kv;
-        t.nkv = 2;
-        rc = store_transition(&c, &t, cur);
+        /* the scheduler's drain only while nothing happened since it looked */
+        compute_update u = {.set = U_WAKE, .wake_requested_ms = 0};
+        rc = move_guarded(&c, from_frozen ? TR_DEEPEN : TR_DRAIN, &u, drain ? activity_seen : -1);
         if (rc != 1) {
             if (drain)
                 return 0;
@@ -715,8 +708,7 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
                 set_err(e, ERR_BUSY, "busy", "compute %s is %s", cid, state_name(c.state));
             return -1;
         }
-        log_info("compute %s: %s -> suspending (%s)", cid, cur, mode_name(mode));
-        changed();
+        log_info("compute %s: suspending to %s", cid, mode_name(mode));
     }
     store_compute_get(cid, &c);
 
@@ -735,8 +727,8 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
             usleep(20000);
         }
         if (!idle || !still_idle(&c)) {
-            const char *kv[] = {"wake_requested_ms", ""};
-            move(&c, "suspending", ST_RUNNING, METER_KEEP, kv, 2);
+            compute_update u = {.set = U_WAKE, .wake_requested_ms = 0};
+            move(&c, TR_UNDRAIN, &u);
             store_counter_incr("suspends_cancelled_total", 1);
             return 0;
         }
@@ -749,16 +741,15 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
     }
     rc = mode == MODE_FROZEN ? be->freeze(&c, err, sizeof(err)) : be->stop(&c, err, sizeof(err));
     if (rc < 0) {
-        const char *kv[] = {"error", err};
+        compute_update u = {.set = U_ERROR, .error = err};
         log_error("compute %s: suspend failed: %s", cid, err);
-        move(&c, "suspending", from_frozen ? ST_SUSPENDED : ST_RUNNING, METER_KEEP, kv, 2);
+        move(&c, from_frozen ? TR_UNDEEPEN : TR_UNDRAIN, &u);
         set_err(e, ERR_INTERNAL, "suspend_failed", "%s", err);
         return -1;
     }
-    snprintf(mode_s, sizeof(mode_s), "%s", mode_name(mode));
     {
-        const char *kv[] = {"mode", mode_s, "wake_requested_ms", ""};
-        if (move(&c, "suspending", ST_SUSPENDED, METER_CLOSE, kv, 4) < 0) {
+        compute_update u = {.set = U_MODE | U_WAKE, .mode = mode, .wake_requested_ms = 0};
+        if (move(&c, TR_SUSPENDED, &u) < 0) {
             /* the server is down; supervision settles the record */
             store_err(e);
             return -1;
@@ -832,15 +823,16 @@ bool lifecycle_supervise(const compute_rec *c)
         return true;
     }
     if (c->state == ST_RUNNING && be->status(c) == PROC_DEAD) {
-        const char *kv[] = {"mode", "stopped", "error", "server exited unexpectedly"};
+        compute_update u = {.set = U_MODE | U_ERROR, .mode = MODE_STOPPED,
+                            .error = "server exited unexpectedly"};
         log_warn("compute %s: mariadbd (pid %d) died", c->id, c->pid);
-        if (move(c, "running", ST_SUSPENDED, METER_CLOSE, kv, 4) == 1)
+        if (move(c, TR_CRASHED, &u) == 1)
             store_counter_incr("crashes_total", 1);
         return true;
     }
     if (c->state == ST_SUSPENDED && c->mode == MODE_FROZEN && be->status(c) == PROC_DEAD) {
-        const char *kv[] = {"mode", "stopped"};
-        move(c, "suspended", ST_SUSPENDED, METER_KEEP, kv, 2);
+        compute_update u = {.set = U_MODE, .mode = MODE_STOPPED};
+        move(c, TR_FROZEN_DIED, &u);
         return true;
     }
     return false;
@@ -878,35 +870,36 @@ static void reconcile_one(compute_rec *c)
     switch (c->state) {
     case ST_CREATING: {
         /* the admin password was never handed out: the compute is unusable */
-        const char *kv[] = {"error", "controller stopped during creation"};
+        compute_update u = {.set = U_ERROR, .error = "controller stopped during creation"};
         if (st != PROC_DEAD)
             be->stop(c, err, sizeof(err));
-        move(c, "creating", ST_FAILED, METER_CLOSE, kv, 2);
+        move(c, TR_CREATE_FAILED, &u);
         break;
     }
     case ST_RUNNING:
     case ST_RESUMING:
     case ST_SUSPENDING: {
-        const char *from = state_name(c->state);
         if (st == PROC_FROZEN)
             be->thaw(c, err, sizeof(err));
         if (st != PROC_DEAD && wait_ready(c) == 0) {
-            const char *kv[] = {"mode", "", "wake_requested_ms", ""};
+            compute_update u = {.set = U_MODE | U_WAKE, .mode = MODE_NONE,
+                                .wake_requested_ms = 0};
             if (c->state != ST_RUNNING)
-                move(c, from, ST_RUNNING, METER_OPEN, kv, 4);
+                move(c, TR_ADOPTED, &u);
             log_info("compute %s: adopted running mariadbd pid %d", c->id, c->pid);
         } else {
-            const char *kv[] = {"mode", "stopped", "error", "not running at controller start"};
+            compute_update u = {.set = U_MODE | U_ERROR, .mode = MODE_STOPPED,
+                                .error = "not running at controller start"};
             if (st != PROC_DEAD)
                 be->stop(c, err, sizeof(err));
-            move(c, from, ST_SUSPENDED, METER_CLOSE, kv, 4);
+            move(c, TR_FOUND_STOPPED, &u);
         }
         break;
     }
     case ST_SUSPENDED:
         if (c->mode == MODE_FROZEN && st == PROC_DEAD) {
-            const char *kv[] = {"mode", "stopped"};
-            move(c, "suspended", ST_SUSPENDED, METER_KEEP, kv, 2);
+            compute_update u = {.set = U_MODE, .mode = MODE_STOPPED};
+            move(c, TR_FROZEN_DIED, &u);
         }
         break;
     case ST_DELETING:
@@ -957,12 +950,9 @@ void lifecycle_reconcile(void)
 
 bool lifecycle_meter_tick(const compute_rec *c)
 {
-    transition t = {"creating,running,suspending,resuming", ST_UNKNOWN, METER_SPLIT,
-                    NULL, 0, NULL, 0};
-
     if (c->meter_since_ms <= 0 ||
         now_ms() - c->meter_since_ms < (int64_t)cfg->meter_interval_s * 1000)
         return false;
-    store_transition(c, &t, NULL);
+    move(c, TR_METER_SPLIT, NULL);
     return true;
 }

@@ -6,23 +6,36 @@ static const char *const names[ST__COUNT] = {
     "creating", "running", "suspending", "suspended", "resuming", "failed", "deleting",
 };
 
-/* legal[from][to] */
-static const bool legal[ST__COUNT][ST__COUNT] = {
-    /* creating: finishes, fails, or is deleted */
-    [ST_CREATING] = {[ST_RUNNING] = true, [ST_FAILED] = true, [ST_DELETING] = true},
-    /* running: drains, crashes (-> suspended/stopped), breaks, or is deleted */
-    [ST_RUNNING] = {[ST_SUSPENDING] = true, [ST_SUSPENDED] = true, [ST_FAILED] = true,
-                    [ST_DELETING] = true},
-    /* suspending: completes, is cancelled by activity, or breaks */
-    [ST_SUSPENDING] = {[ST_SUSPENDED] = true, [ST_RUNNING] = true, [ST_FAILED] = true},
-    /* suspended: wakes, or deepens frozen -> stopped through suspending */
-    [ST_SUSPENDED] = {[ST_RESUMING] = true, [ST_SUSPENDING] = true, [ST_DELETING] = true,
-                      [ST_SUSPENDED] = true},
-    /* resuming: ready, or start failed (back to sleep, or broken) */
-    [ST_RESUMING] = {[ST_RUNNING] = true, [ST_SUSPENDED] = true, [ST_FAILED] = true},
-    /* failed: a wake retries a start; or deleted */
-    [ST_FAILED] = {[ST_RESUMING] = true, [ST_DELETING] = true},
-    [ST_DELETING] = {false},
+#define S(x) (1u << ST_##x)
+
+static const transition table[TR__COUNT] = {
+    [TR_CREATED] = {"created", S(CREATING), ST_RUNNING, METER_KEEP},
+    [TR_CREATE_FAILED] = {"create failed", S(CREATING), ST_FAILED, METER_CLOSE},
+    /* compute time counts from the moment the server is started: for a new
+     * compute not before, a wake opened the interval already */
+    [TR_LAUNCHED] = {"launched", S(CREATING) | S(RESUMING), ST_UNKNOWN, METER_OPEN},
+    [TR_WAKE] = {"wake", S(SUSPENDED) | S(FAILED), ST_RESUMING, METER_OPEN},
+    [TR_RESUMED] = {"resumed", S(RESUMING), ST_RUNNING, METER_KEEP},
+    [TR_START_FAILED] = {"start failed", S(RESUMING), ST_SUSPENDED, METER_CLOSE},
+    [TR_DRAIN] = {"drain", S(RUNNING), ST_SUSPENDING, METER_KEEP},
+    [TR_DEEPEN] = {"deepen", S(SUSPENDED), ST_SUSPENDING, METER_KEEP},
+    [TR_UNDRAIN] = {"undrain", S(SUSPENDING), ST_RUNNING, METER_KEEP},
+    [TR_UNDEEPEN] = {"undeepen", S(SUSPENDING), ST_SUSPENDED, METER_KEEP},
+    [TR_SUSPENDED] = {"suspended", S(SUSPENDING), ST_SUSPENDED, METER_CLOSE},
+    [TR_CRASHED] = {"crashed", S(RUNNING), ST_SUSPENDED, METER_CLOSE},
+    [TR_FROZEN_DIED] = {"frozen died", S(SUSPENDED), ST_SUSPENDED, METER_KEEP},
+    [TR_ADOPTED] = {"adopted", S(RESUMING) | S(SUSPENDING), ST_RUNNING, METER_OPEN},
+    [TR_FOUND_STOPPED] = {"found stopped", S(RUNNING) | S(RESUMING) | S(SUSPENDING),
+                          ST_SUSPENDED, METER_CLOSE},
+    /* a compute in a transition is never deleted under its actor */
+    [TR_DELETE] = {"delete", S(RUNNING) | S(SUSPENDED) | S(FAILED), ST_DELETING, METER_CLOSE},
+    [TR_METER_SPLIT] = {"meter split", S(CREATING) | S(RUNNING) | S(SUSPENDING) | S(RESUMING),
+                        ST_UNKNOWN, METER_SPLIT},
+    /* the interval is closed at the old size_cu before the new one is set */
+    [TR_RESIZE] = {"resize",
+                   S(CREATING) | S(RUNNING) | S(SUSPENDING) | S(SUSPENDED) | S(RESUMING) |
+                       S(FAILED),
+                   ST_UNKNOWN, METER_SPLIT},
 };
 
 const char *state_name(compute_state s)
@@ -40,11 +53,24 @@ compute_state state_parse(const char *s)
     return ST_UNKNOWN;
 }
 
+const transition *transition_get(transition_id id)
+{
+    return (id >= 0 && id < TR__COUNT) ? &table[id] : NULL;
+}
+
+bool transition_leaves(const transition *t, compute_state s)
+{
+    return s >= 0 && s < ST__COUNT && (t->from & (1u << s)) != 0;
+}
+
 bool state_transition_legal(compute_state from, compute_state to)
 {
-    if (from < 0 || from >= ST__COUNT || to < 0 || to >= ST__COUNT)
+    if (to < 0 || to >= ST__COUNT)
         return false;
-    return legal[from][to];
+    for (int i = 0; i < TR__COUNT; i++)
+        if (table[i].to == to && transition_leaves(&table[i], from))
+            return true;
+    return false;
 }
 
 const char *mode_name(suspend_mode m)

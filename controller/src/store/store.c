@@ -543,17 +543,83 @@ static const char *meter_name(meter_op m)
     }
 }
 
-int store_transition(const compute_rec *c, const transition *t, char cur[32])
+/* The field/value pairs of an update ("" deletes a field), into argv; the
+ * values live in vals.  Returns the number of strings added. */
+typedef struct {
+    char wake[24], pid[16], pid_start[24], size[16], activity[24];
+} update_vals;
+
+static int update_pairs(const compute_update *u, const char **argv, update_vals *v)
+{
+    int n = 0;
+
+    if (u == NULL)
+        return 0;
+    if (u->set & U_MODE) {
+        argv[n++] = "mode";
+        argv[n++] = mode_name(u->mode);
+    }
+    if (u->set & U_ERROR) {
+        argv[n++] = "error";
+        argv[n++] = u->error ? u->error : "";
+    }
+    if (u->set & U_WAKE) {
+        snprintf(v->wake, sizeof(v->wake), "%lld", u->wake_requested_ms);
+        argv[n++] = "wake_requested_ms";
+        argv[n++] = u->wake_requested_ms > 0 ? v->wake : "";
+    }
+    if ((u->set & U_HOST) && u->host && u->host[0]) {
+        argv[n++] = "host";
+        argv[n++] = u->host;
+    }
+    if (u->set & U_PID) {
+        snprintf(v->pid, sizeof(v->pid), "%d", u->pid);
+        snprintf(v->pid_start, sizeof(v->pid_start), "%lld", u->pid_start);
+        argv[n++] = "pid";
+        argv[n++] = v->pid;
+        argv[n++] = "pid_start";
+        argv[n++] = v->pid_start;
+    }
+    if (u->set & U_NEW_SERVER) {
+        /* A new server's plugin counts its reports from seq 1 again: forget
+         * the old sequence before the server can report, so that its first
+         * report is not taken as stale. */
+        static const char *const fresh[] = {"act_seq", "0", "act_start_ms", "0",
+                                            "act_connections", "0"};
+        for (size_t i = 0; i < sizeof(fresh) / sizeof(fresh[0]); i++)
+            argv[n++] = fresh[i];
+    }
+    if (u->set & U_SIZE) {
+        snprintf(v->size, sizeof(v->size), "%d", u->size_cu);
+        argv[n++] = "size_cu";
+        argv[n++] = v->size;
+    }
+    if (u->set & U_ACTIVITY) {
+        snprintf(v->activity, sizeof(v->activity), "%lld", u->last_activity_ms);
+        argv[n++] = "last_activity_ms";
+        argv[n++] = v->activity;
+    }
+    return n;
+}
+
+int store_transition(const compute_rec *c, const transition *t, const compute_update *u,
+                     long long activity_guard, char cur[32])
 {
     char k_comp[160], k_usage[128], k_pend[64], k_queue[64], now[24], gmax[24], op[17];
+    char from[128] = "";
     const char *argv[64];
+    update_vals vals;
     int n = 0, rc = -1;
     redisReply *r;
 
-    if (t->nkv > 40 || random_hex(op, 8) < 0)
+    if (random_hex(op, 8) < 0)
         return -1;
+    for (int s = 0; s < ST__COUNT; s++)
+        if (transition_leaves(t, (compute_state)s))
+            snprintf(from + strlen(from), sizeof(from) - strlen(from), "%s%s",
+                     from[0] ? "," : "", state_name((compute_state)s));
     snprintf(now, sizeof(now), "%lld", (long long)now_ms());
-    snprintf(gmax, sizeof(gmax), "%lld", t->guard_max);
+    snprintf(gmax, sizeof(gmax), "%lld", activity_guard);
     argv[n++] = "EVAL";
     argv[n++] = transition_lua;
     argv[n++] = "4";
@@ -561,15 +627,14 @@ int store_transition(const compute_rec *c, const transition *t, char cur[32])
     argv[n++] = store_key(k_usage, sizeof(k_usage), "usage:%s", c->project);
     argv[n++] = store_key(k_pend, sizeof(k_pend), K_PENDING);
     argv[n++] = store_key(k_queue, sizeof(k_queue), K_QUEUE);
-    argv[n++] = t->from;
+    argv[n++] = from;
     argv[n++] = t->to == ST_UNKNOWN ? "" : state_name(t->to);
     argv[n++] = now;
     argv[n++] = meter_name(t->meter);
-    argv[n++] = t->guard_field ? t->guard_field : "";
+    argv[n++] = activity_guard >= 0 ? "last_activity_ms" : "";
     argv[n++] = gmax;
     argv[n++] = op;
-    for (int i = 0; i < t->nkv; i++)
-        argv[n++] = t->kv[i];
+    n += update_pairs(u, argv + n, &vals);
 
     r = cmdargv(n, argv, OUTCOME_WINDOW_MS);
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
@@ -582,19 +647,20 @@ int store_transition(const compute_rec *c, const transition *t, char cur[32])
     return rc < 0 ? -1 : rc;
 }
 
-int store_compute_set(const char *cid, const char **kv, int nkv)
+int store_compute_update(const char *cid, const compute_update *u)
 {
     char key[160];
-    const char *argv[64];
-    int n = 0;
+    const char *argv[40];
+    update_vals vals;
+    int n = 0, rc;
     redisReply *r;
 
-    if (nkv > 60)
-        return -1;
     argv[n++] = "HSET";
     argv[n++] = store_key(key, sizeof(key), "compute:%s", cid);
-    for (int i = 0; i < nkv; i++)
-        argv[n++] = kv[i];
+    rc = update_pairs(u, argv + n, &vals);
+    if (rc == 0)
+        return 0;
+    n += rc;
     r = store_cmdargv(n, argv);
     n = (r && r->type == REDIS_REPLY_INTEGER) ? 0 : -1;
     if (r)

@@ -74,26 +74,42 @@ int store_project_get(const char *pid, project_rec *out);
  * -1 on error (Redis unreachable: the outcome is unknown). */
 int store_project_create(const project_rec *p, const compute_rec *c, bool attach);
 
-typedef enum { METER_KEEP, METER_OPEN, METER_CLOSE, METER_SPLIT } meter_op;
+/* Fields a transition (or a plain update) writes besides the state.  Only
+ * those named in `set` are written. */
+enum {
+    U_MODE = 1 << 0,          /* mode; MODE_NONE clears it */
+    U_ERROR = 1 << 1,         /* error; "" clears it */
+    U_WAKE = 1 << 2,          /* wake_requested_ms; 0 clears it */
+    U_HOST = 1 << 3,          /* host, unless "" (keeps the stored one) */
+    U_PID = 1 << 4,           /* pid, pid_start */
+    U_NEW_SERVER = 1 << 5,    /* the plugin's sequence starts again (a new server) */
+    U_SIZE = 1 << 6,          /* size_cu */
+    U_ACTIVITY = 1 << 7,      /* last_activity_ms */
+};
 
 typedef struct {
-    const char *from;         /* comma-separated allowed current states */
-    compute_state to;         /* ST_UNKNOWN: keep the state (meter split only) */
-    meter_op meter;
-    const char *guard_field;  /* optional: transition only if field <= guard_max */
-    long long guard_max;
-    const char **kv;          /* field, value pairs to set; value "" deletes */
-    int nkv;                  /* number of strings in kv (even) */
-} transition;
+    unsigned set;
+    suspend_mode mode;
+    const char *error;
+    long long wake_requested_ms;
+    const char *host;
+    int pid;
+    long long pid_start;
+    int size_cu;
+    long long last_activity_ms;
+} compute_update;
 
-/* Applies a transition atomically (Lua), exactly once: 1 applied (cur holds
- * the state it left), 0 refused (cur holds the current state, "" if the
- * guard refused), -1 no such compute, or Redis unreachable for the whole
- * retry window (the outcome is unknown). */
-int store_transition(const compute_rec *c, const transition *t, char cur[32]);
+/* Applies transition t (core/state.h) atomically (Lua), exactly once, with
+ * the fields of u (NULL: none).  activity_guard >= 0: only while the
+ * compute's last_activity_ms is at most that.  1 applied (cur holds the
+ * state it left), 0 refused (cur holds the current state, "" if the guard
+ * refused), -1 no such compute, or Redis unreachable for the whole retry
+ * window (the outcome is unknown). */
+int store_transition(const compute_rec *c, const transition *t, const compute_update *u,
+                     long long activity_guard, char cur[32]);
 
-/* Simple field updates that need no state check. */
-int store_compute_set(const char *cid, const char **kv, int nkv);
+/* Field updates that need no state check. */
+int store_compute_update(const char *cid, const compute_update *u);
 int store_counter_incr(const char *field, long long by);
 int store_hist_observe(const char *name, double ms);
 
