@@ -118,7 +118,7 @@ int main(int argc, char **argv)
     }
     lifecycle_init(&cfg, be);
     lifecycle_reconcile();
-    if (billing_init(&cfg) < 0)
+    if (billing_init(&cfg, be) < 0)
         return 1;
     d = api_start(&cfg);
     if (d == NULL) {

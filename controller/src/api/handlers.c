@@ -206,7 +206,7 @@ void h_project_compute_create(api_req *r, const char *id)
 
 void h_projects_list(api_req *r)
 {
-    char **ids = lifecycle_project_ids();
+    char **ids = store_project_ids();
     json_t *arr = json_array();
 
     if (ids == NULL) {

@@ -10,8 +10,6 @@
 #include "util/ids.h"
 #include "billing/metrics.h"
 
-extern const double hist_bounds[];
-extern const int hist_nbounds;
 
 typedef struct {
     char *buf;
@@ -40,52 +38,49 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     }
 }
 
-static long long hget_ll(redisReply *h, const char *field)
+/* The counters this exposition shows, fetched in one read. */
+static const char *const counter_names[] = {
+    "wakes_total", "wake_errors_total", "starts_total", "thaws_total", "start_failures_total",
+    "creates_total", "crashes_total", "suspends_frozen_total", "suspends_stopped_total",
+    "suspends_cancelled_total", "activity_reports_accepted", "activity_reports_unauthorized",
+    "activity_reports_forbidden", "activity_reports_stale", "activity_reports_malformed",
+    "activity_reports_unknown_compute"};
+#define NCOUNTERS (sizeof(counter_names) / sizeof(counter_names[0]))
+
+static long long value(const long long *v, const char *name)
 {
-    for (size_t i = 0; h && i + 1 < h->elements; i += 2)
-        if (strcmp(h->element[i]->str, field) == 0)
-            return strtoll(h->element[i + 1]->str, NULL, 10);
+    for (size_t i = 0; i < NCOUNTERS; i++)
+        if (strcmp(counter_names[i], name) == 0)
+            return v[i];
     return 0;
 }
 
-static double hget_d(redisReply *h, const char *field)
-{
-    for (size_t i = 0; h && i + 1 < h->elements; i += 2)
-        if (strcmp(h->element[i]->str, field) == 0)
-            return strtod(h->element[i + 1]->str, NULL);
-    return 0;
-}
-
-static void counter(sbuf *b, redisReply *h, const char *name, const char *field,
+static void counter(sbuf *b, const long long *v, const char *name, const char *field,
                     const char *help)
 {
     sb_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %lld\n", name, help, name, name,
-              hget_ll(h, field));
+              value(v, field));
 }
 
 static void histogram(sbuf *b, const char *name, const char *hist, const char *help)
 {
-    char key[96];
-    redisReply *h = store_cmd("HGETALL %s", store_key(key, sizeof(key), "hist:%s", hist));
+    store_hist h;
     long long cum = 0;
 
+    if (store_hist_get(hist, &h) < 0)
+        memset(&h, 0, sizeof(h));
     sb_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-    for (int i = 0; i < hist_nbounds; i++) {
-        char f[32];
-        snprintf(f, sizeof(f), "le_%g", hist_bounds[i]);
-        cum += hget_ll(h, f);
-        sb_printf(b, "%s_bucket{le=\"%g\"} %lld\n", name, hist_bounds[i] / 1000.0, cum);
+    for (int i = 0; i < STORE_HIST_NBOUNDS; i++) {
+        cum += h.bucket[i];
+        sb_printf(b, "%s_bucket{le=\"%g\"} %lld\n", name, store_hist_bounds[i] / 1000.0, cum);
     }
-    sb_printf(b, "%s_bucket{le=\"+Inf\"} %lld\n", name, hget_ll(h, "count"));
-    sb_printf(b, "%s_sum %.6f\n%s_count %lld\n", name, hget_d(h, "sum") / 1000.0, name,
-              hget_ll(h, "count"));
-    if (h)
-        freeReplyObject(h);
+    sb_printf(b, "%s_bucket{le=\"+Inf\"} %lld\n", name, h.count);
+    sb_printf(b, "%s_sum %.6f\n%s_count %lld\n", name, h.sum_ms / 1000.0, name, h.count);
 }
 
 static void computes(sbuf *b)
 {
-    char **ids = lifecycle_compute_ids();
+    char **ids = store_compute_ids();
     int by_state[ST__COUNT] = {0};
     sbuf per = {0};
     long long now = now_ms();
@@ -121,15 +116,11 @@ static void computes(sbuf *b)
 
 void h_metrics(api_req *r)
 {
-    char key[64];
-    redisReply *h = store_cmd("HGETALL %s", store_key(key, sizeof(key), "metrics"));
+    long long h[NCOUNTERS];
     sbuf b = {0};
 
-    if (h == NULL || h->type != REDIS_REPLY_ARRAY) {
-        if (h)
-            freeReplyObject(h);
+    if (store_counters_get(counter_names, (int)NCOUNTERS, h) < 0)
         return api_error(r, 503, "store_unavailable", "state store unavailable");
-    }
     b.buf = malloc(b.cap = 8192);
     b.buf[0] = '\0';
     computes(&b);
@@ -142,7 +133,7 @@ void h_metrics(api_req *r)
     counter(&b, h, "smdb_compute_crashes_total", "crashes_total", "Servers found dead while running.");
     sb_printf(&b, "# HELP smdb_suspends_total Suspends by mode.\n# TYPE smdb_suspends_total counter\n"
                   "smdb_suspends_total{mode=\"frozen\"} %lld\nsmdb_suspends_total{mode=\"stopped\"} %lld\n",
-              hget_ll(h, "suspends_frozen_total"), hget_ll(h, "suspends_stopped_total"));
+              value(h, "suspends_frozen_total"), value(h, "suspends_stopped_total"));
     counter(&b, h, "smdb_suspends_cancelled_total", "suspends_cancelled_total",
             "Drains cancelled by activity.");
     sb_printf(&b, "# HELP smdb_activity_reports_total Plugin reports by result.\n"
@@ -154,10 +145,9 @@ void h_metrics(api_req *r)
             char f[64];
             snprintf(f, sizeof(f), "activity_reports_%s", results[i]);
             sb_printf(&b, "smdb_activity_reports_total{result=\"%s\"} %lld\n", results[i],
-                      hget_ll(h, f));
+                      value(h, f));
         }
     }
-    freeReplyObject(h);
     histogram(&b, "smdb_wake_duration_seconds", "wake_ms", "Time to answer a wake.");
     /* this process's API server, not shared through Redis */
     sb_printf(&b, "# HELP smdb_api_connections Open API connections.\n"

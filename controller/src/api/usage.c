@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "billing/events.h"
 #include "util/rfc3339.h"
 #include "billing/usage.h"
 #include "util/ids.h"
@@ -84,10 +83,8 @@ static int parse_detail(api_req *r, bool *detail)
  * stays queryable); answers 404/503 itself. */
 static int project_known(api_req *r, const char *id, project_rec *p)
 {
-    char k[128];
-    redisReply *x;
     int rc = store_project_get(id, p);
-    long long n;
+    int n;
 
     if (rc == 0)
         return 0;
@@ -95,14 +92,7 @@ static int project_known(api_req *r, const char *id, project_rec *p)
         api_error(r, 503, "store_unavailable", "state store unavailable");
         return -1;
     }
-    {
-        char kh[128];
-        x = store_cmd("EXISTS %s %s", store_key(k, sizeof(k), "usage:%s", id),
-                      store_key(kh, sizeof(kh), "usage-hours:%s", id));
-    }
-    n = (x && x->type == REDIS_REPLY_INTEGER) ? x->integer : -1;
-    if (x)
-        freeReplyObject(x);
+    n = store_usage_known(id);
     if (n < 0) {
         api_error(r, 503, "store_unavailable", "state store unavailable");
         return -1;
@@ -119,31 +109,20 @@ static int project_known(api_req *r, const char *id, project_rec *p)
 static json_t *open_intervals(const project_rec *p)
 {
     json_t *arr = json_array();
-    char k[160];
-    redisReply *x;
+    compute_rec c;
 
-    if (p->compute_id[0] == '\0')
+    if (p->compute_id[0] == '\0' || store_compute_get(p->compute_id, &c) != 0)
         return arr;
-    x = store_cmd("HMGET %s meter_since_ms size_cu storage_since_ms storage_bytes",
-                  store_key(k, sizeof(k), "compute:%s", p->compute_id));
-    if (x && x->type == REDIS_REPLY_ARRAY && x->elements == 4) {
-        redisReply **e = x->element;
-        if (e[0]->type == REDIS_REPLY_STRING)
-            json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I}", "kind", "compute",
-                                                 "compute_id", p->compute_id, "start_ms",
-                                                 (json_int_t)strtoll(e[0]->str, NULL, 10), "cu",
-                                                 (json_int_t)(e[1]->type == REDIS_REPLY_STRING
-                                                                  ? strtoll(e[1]->str, NULL, 10)
-                                                                  : 1)));
-        if (e[2]->type == REDIS_REPLY_STRING && e[3]->type == REDIS_REPLY_STRING)
-            json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I}", "kind", "storage",
-                                                 "compute_id", p->compute_id, "start_ms",
-                                                 (json_int_t)strtoll(e[2]->str, NULL, 10),
-                                                 "bytes",
-                                                 (json_int_t)strtoll(e[3]->str, NULL, 10)));
-    }
-    if (x)
-        freeReplyObject(x);
+    if (c.meter_since_ms > 0)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I}", "kind", "compute",
+                                             "compute_id", p->compute_id, "start_ms",
+                                             (json_int_t)c.meter_since_ms, "cu",
+                                             (json_int_t)(c.size_cu > 0 ? c.size_cu : 1)));
+    if (c.storage_since_ms > 0 && c.storage_bytes >= 0)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I}", "kind", "storage",
+                                             "compute_id", p->compute_id, "start_ms",
+                                             (json_int_t)c.storage_since_ms, "bytes",
+                                             (json_int_t)c.storage_bytes));
     return arr;
 }
 
@@ -189,52 +168,61 @@ static void add_item(text *t, const char *ev, size_t n, double frac)
     add(t, tail, strlen(tail));
 }
 
+typedef struct {
+    const char *project;
+    int64_t from, to, h0;
+    usage_totals *tot;
+} bucket_walk;
+
+static void add_bucket(int64_t hour, const char *v, size_t len, void *arg)
+{
+    bucket_walk *w = arg;
+    usage_bucket b;
+
+    if (usage_bucket_parse(v, len, hour, &b) < 0) {
+        log_error("usage of %s, hour %lld: not a bucket: %.80s", w->project, (long long)hour, v);
+        return;
+    }
+    usage_bucket_add(w->tot, &b, w->from, w->to, hour == w->h0);
+}
+
 /* Adds the hourly buckets of retired events that overlap [from, to).
  * -1 Redis failed. */
 static int add_buckets(const char *id, int64_t from, int64_t to, usage_totals *tot)
 {
-    int64_t h0 = from / USAGE_HOUR_MS, h1 = (to - 1) / USAGE_HOUR_MS;
-    size_t n = (size_t)(h1 - h0 + 1);
-    const char **argv;
-    char k[128], (*names)[24];
-    redisReply *x;
-    int rc = -1;
+    bucket_walk w = {id, from, to, from / USAGE_HOUR_MS, tot};
 
     if (to <= from)
         return 0;
-    argv = malloc(sizeof(char *) * (n + 2));
-    names = malloc(sizeof(*names) * n);
-    if (argv == NULL || names == NULL) {
-        free(argv);
-        free(names);
-        return -1;
+    return store_usage_hours(id, w.h0, (to - 1) / USAGE_HOUR_MS, add_bucket, &w);
+}
+
+typedef struct {
+    int64_t from, to;
+    bool detail;
+    usage_totals *tot;
+    text *items;
+} event_walk;
+
+static void add_event(const char *ev, size_t n, void *arg)
+{
+    event_walk *w = arg;
+    usage_event e;
+    double frac;
+
+    if (usage_event_scan(ev, n, &e) < 0) {
+        /* not the flat shape we write: let the full parser judge */
+        json_t *j = json_loadb(ev, n, 0, NULL);
+        int bad = j == NULL || usage_event_from_json(j, &e) < 0;
+        json_decref(j);
+        if (bad)
+            return;
     }
-    argv[0] = "HMGET";
-    argv[1] = store_key(k, sizeof(k), "usage-hours:%s", id);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(names[i], sizeof(names[i]), "%lld", (long long)(h0 + (int64_t)i));
-        argv[i + 2] = names[i];
-    }
-    x = store_cmdargv((int)(n + 2), argv);
-    if (x && x->type == REDIS_REPLY_ARRAY && x->elements == n) {
-        for (size_t i = 0; i < n; i++) {
-            usage_bucket b;
-            redisReply *e = x->element[i];
-            if (e->type != REDIS_REPLY_STRING)
-                continue;
-            if (usage_bucket_parse(e->str, e->len, h0 + (int64_t)i, &b) < 0) {
-                log_error("usage-hours:%s %s: not a bucket: %.80s", id, names[i], e->str);
-                continue;
-            }
-            usage_bucket_add(tot, &b, from, to, i == 0);
-        }
-        rc = 0;
-    }
-    if (x)
-        freeReplyObject(x);
-    free(argv);
-    free(names);
-    return rc;
+    if ((frac = usage_fraction(&e, w->from, w->to)) <= 0.0)
+        return;
+    usage_add(w->tot, &e, frac);
+    if (w->detail)
+        add_item(w->items, ev, n, frac);
 }
 
 void h_usage(api_req *r, const char *id)
@@ -242,10 +230,10 @@ void h_usage(api_req *r, const char *id)
     int64_t from, to;
     bool detail;
     project_rec p;
-    char k[128], smin[24], smax[24], tf[32], tt[32], *head;
-    redisReply *x;
+    char tf[32], tt[32], *head;
     usage_totals tot = {0};
     text items = {0}, out = {0};
+    event_walk w = {0, 0, false, &tot, &items};
     json_t *doc;
 
     if (!project_id_valid(id))
@@ -255,40 +243,14 @@ void h_usage(api_req *r, const char *id)
         return;
 
     /* every event overlapping [from, to) starts in [midnight before from, to) */
-    snprintf(smin, sizeof(smin), "%lld", (long long)USAGE_SCAN_FROM(from));
-    snprintf(smax, sizeof(smax), "(%lld", (long long)to);
-    {
-        const char *argv[] = {"ZRANGEBYSCORE", store_key(k, sizeof(k), "usage:%s", id), smin,
-                              smax};
-        x = store_cmdargv(4, argv);
-    }
-    if (x == NULL || x->type != REDIS_REPLY_ARRAY) {
-        if (x)
-            freeReplyObject(x);
+    w.from = from;
+    w.to = to;
+    w.detail = detail;
+    add(&items, "[", 1);
+    if (store_usage_events(id, USAGE_SCAN_FROM(from), to, add_event, &w) < 0) {
+        free(items.buf);
         return api_error(r, 503, "store_unavailable", "state store unavailable");
     }
-    add(&items, "[", 1);
-    for (size_t i = 0; i < x->elements; i++) {
-        const char *ev = x->element[i]->str;
-        size_t n = x->element[i]->len;
-        usage_event e;
-        double frac;
-
-        if (usage_event_scan(ev, n, &e) < 0) {
-            /* not the flat shape we write: let the full parser judge */
-            json_t *j = json_loadb(ev, n, 0, NULL);
-            int bad = j == NULL || usage_event_from_json(j, &e) < 0;
-            json_decref(j);
-            if (bad)
-                continue;
-        }
-        if ((frac = usage_fraction(&e, from, to)) <= 0.0)
-            continue;
-        usage_add(&tot, &e, frac);
-        if (detail)
-            add_item(&items, ev, n, frac);
-    }
-    freeReplyObject(x);
     add(&items, "]", 1);
     if (add_buckets(id, from, to, &tot) < 0) {
         free(items.buf);

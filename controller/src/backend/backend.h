@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "util/config.h"
-#include "store/store.h"
+#include "core/compute.h"
 
 /* PROC_UNKNOWN: the engine that would know cannot be asked now (a container
  * engine down); nothing may be concluded from it. */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "billing/events.h"
+#include "store/store.h"
 #include "billing/private.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -17,10 +17,10 @@
 static const config *cfg;
 static bool sampler_on, listener_on, exporter_on;
 
-int billing_init(const config *c)
+int billing_init(const config *c, const backend *be)
 {
     cfg = c;
-    if (storage_sampler_start(c) < 0) {
+    if (storage_sampler_start(c, be) < 0) {
         log_error("billing: cannot start the storage sampler");
         return -1;
     }
@@ -87,17 +87,6 @@ static void put(out *o, const char *fmt, ...)
     }
 }
 
-static long long reply_ll(redisReply *r)
-{
-    long long v = 0;
-
-    if (r && r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    else if (r && r->type == REDIS_REPLY_STRING)
-        v = strtoll(r->str, NULL, 10);
-    return v;
-}
-
 void metrics_billing(char **buf, size_t *len, size_t *cap)
 {
     static const char *const fields[] = {
@@ -110,36 +99,21 @@ void metrics_billing(char **buf, size_t *len, size_t *cap)
         "billing_transfer_unauthenticated_total", "billing_events_expired_total",
         "billing_usage_fold_refused_total"};
     enum { N = sizeof(fields) / sizeof(fields[0]) };
-    char km[64], kq[64], kp[64];
-    long long v[N] = {0}, waiting = 0;
+    long long v[N] = {0}, waiting;
+    int64_t oldest;
     double lag = 0;
     out o = {buf, len, cap};
-    redisReply *r;
 
-    {
-        const char *argv[N + 2];
-        argv[0] = "HMGET";
-        argv[1] = store_key(km, sizeof(km), "metrics");
-        for (int i = 0; i < N; i++)
-            argv[i + 2] = fields[i];
-        r = store_cmdargv(N + 2, argv);
-        for (int i = 0; r && r->type == REDIS_REPLY_ARRAY && i < N && i < (int)r->elements; i++)
-            v[i] = reply_ll(r->element[i]);
-        if (r)
-            freeReplyObject(r);
-    }
-    r = store_cmd("HLEN %s", store_key(kp, sizeof(kp), K_PENDING));
-    waiting = reply_ll(r);
-    if (r)
-        freeReplyObject(r);
-    r = store_cmd("ZRANGE %s 0 0 WITHSCORES", store_key(kq, sizeof(kq), K_QUEUE));
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-        lag = (double)(now_ms() - strtoll(r->element[1]->str, NULL, 10)) / 1000.0;
+    if (store_counters_get(fields, N, v) < 0)
+        memset(v, 0, sizeof(v));
+    waiting = store_export_waiting();
+    if (waiting < 0)
+        waiting = 0;
+    if (store_export_oldest(&oldest) == 1) {
+        lag = (double)(now_ms() - oldest) / 1000.0;
         if (lag < 0)
             lag = 0;
     }
-    if (r)
-        freeReplyObject(r);
 
     put(&o, "# HELP smdb_billing_export_lag_seconds Age of the oldest usage event not yet in the ledger.\n"
             "# TYPE smdb_billing_export_lag_seconds gauge\nsmdb_billing_export_lag_seconds %.3f\n",

@@ -2,7 +2,7 @@
  * the exactly-once export of usage events to the PostgreSQL ledger.
  * docs/billing.md has the rules; the pieces:
  *   store/store.c      compute intervals, inside every state transition
- *   events.c           the Redis side of every event (Lua)
+ *   store/usage.c      the Redis side of every event (Lua in store/scripts.c)
  *   storage.c          storage sampler thread
  *   transfer.c         nginx syslog listener thread (transfer)
  *   export.c           exporter thread (PostgreSQL, via pg.c)
@@ -13,12 +13,12 @@
 #define SMDB_BILLING_H
 
 #include "util/config.h"
-#include "store/store.h"
+#include "backend/backend.h"
 
 /* Starts the billing threads (the exporter only with pg_conninfo, the
  * listener only with syslog_listen).  -1 if one cannot start (for example
  * syslog_listen's port is taken). */
-int billing_init(const config *cfg);
+int billing_init(const config *cfg, const backend *be);
 /* Called from the scheduler thread every tick. */
 void billing_tick(void);
 void billing_stop(void);

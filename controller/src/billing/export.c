@@ -26,7 +26,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "billing/events.h"
 #include "billing/pg.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -182,7 +181,7 @@ static long long insert(const char *json, char *err, size_t errlen)
  * of blocking the queue forever. */
 static int insert_one_by_one(char **keys, char **vals, int n, long long *inserted)
 {
-    char err[512], kr[64];
+    char err[512];
 
     *inserted = 0;
     for (int i = 0; i < n; i++) {
@@ -200,11 +199,8 @@ static int insert_one_by_one(char **keys, char **vals, int n, long long *inserte
         if (rc == -1)
             return -1;
         if (rc == -2) {
-            redisReply *r = store_cmd("HSET %s %s %s", store_key(kr, sizeof(kr), "export:rejected"),
-                                      keys[i], vals[i]);
-            if (r == NULL)
+            if (store_export_reject(keys[i], vals[i]) < 0)
                 return -1;
-            freeReplyObject(r);
             log_error("billing ledger refused event %s (kept in export:rejected): %s", keys[i],
                       err);
             store_counter_incr("billing_events_rejected_total", 1);
@@ -215,47 +211,43 @@ static int insert_one_by_one(char **keys, char **vals, int n, long long *inserte
     return 0;
 }
 
+/* Retires events (exported, or expired without a ledger); -1 on a Redis
+ * error. */
+static int retire(const char *const *keys, int n)
+{
+    int kept;
+
+    if (store_usage_retire(keys, n, &kept) < 0)
+        return -1;
+    if (kept > 0) {
+        store_counter_incr("billing_usage_fold_refused_total", kept);
+        log_error("billing: %d retired events could not be aggregated (out of bounds); "
+                  "they stay in the usage index", kept);
+    }
+    return 0;
+}
+
 /* Exports one batch.  Returns the number of queue entries handled (0: the
  * queue is empty), -1 on a ledger failure, -2 on a Redis failure. */
 static int export_batch(void)
 {
-    char kq[64], kp[64], err[512];
-    redisReply *ks = store_cmd("ZRANGE %s 0 %d", store_key(kq, sizeof(kq), K_QUEUE), BATCH - 1);
-    redisReply *vs = NULL;
-    const char **argv = NULL;
-    char **keys = NULL, **vals = NULL;
+    char err[512];
+    store_batch b;
     strbuf json = {0};
-    int n = 0, nev = 0, rc = -2;
+    int n, nev = 0, rc = -2;
     long long inserted = 0;
 
-    if (ks == NULL || ks->type != REDIS_REPLY_ARRAY)
-        goto out;
-    n = (int)ks->elements;
-    if (n == 0) {
-        rc = 0;
-        goto out;
-    }
-    argv = calloc((size_t)n + 2, sizeof(char *));
-    keys = calloc((size_t)n, sizeof(char *));
-    vals = calloc((size_t)n, sizeof(char *));
-    if (argv == NULL || keys == NULL || vals == NULL)
-        goto out;
-    argv[0] = "HMGET";
-    argv[1] = store_key(kp, sizeof(kp), K_PENDING);
-    for (int i = 0; i < n; i++)
-        argv[i + 2] = keys[i] = ks->element[i]->str;
-    vs = store_cmdargv(n + 2, argv);
-    if (vs == NULL || vs->type != REDIS_REPLY_ARRAY || (int)vs->elements != n)
-        goto out;
+    if ((n = store_export_next(BATCH, &b)) <= 0)
+        return n < 0 ? -2 : 0;
     if (!sb_add(&json, "[", 1))
         goto out;
     for (int i = 0; i < n; i++) {
         /* a queue entry without its event was acknowledged half-way by an
          * older controller: nothing to export, just drop it */
-        if (vs->element[i]->type != REDIS_REPLY_STRING)
+        if (b.events[i] == NULL)
             continue;
-        vals[i] = vs->element[i]->str;
-        if ((nev > 0 && !sb_add(&json, ",", 1)) || !sb_add(&json, vals[i], vs->element[i]->len))
+        if ((nev > 0 && !sb_add(&json, ",", 1)) ||
+            !sb_add(&json, b.events[i], strlen(b.events[i])))
             goto out;
         nev++;
     }
@@ -263,7 +255,7 @@ static int export_batch(void)
         goto out;
     if (nev > 0) {
         inserted = insert(json.buf, err, sizeof(err));
-        if (inserted == -2 && insert_one_by_one(keys, vals, n, &inserted) < 0)
+        if (inserted == -2 && insert_one_by_one(b.keys, b.events, n, &inserted) < 0)
             inserted = -1;
         if (inserted < 0) {
             complain("export", err);
@@ -273,24 +265,15 @@ static int export_batch(void)
     }
     /* committed: now, and only now, the events leave the queue (and the
      * usage index, for the hourly buckets) */
-    {
-        int kept;
-        if (events_retire((const char *const *)keys, n, &kept) < 0)
-            goto out;
-    }
+    if (retire((const char *const *)b.keys, n) < 0)
+        goto out;
     store_counter_incr("billing_events_exported_total", nev);
     if (nev > inserted)
         store_counter_incr("billing_export_duplicates_total", nev - inserted);
     rc = n;
 out:
     free(json.buf);
-    free(argv);
-    free(keys);
-    free(vals);
-    if (vs)
-        freeReplyObject(vs);
-    if (ks)
-        freeReplyObject(ks);
+    store_batch_free(&b);
     return rc;
 }
 
@@ -299,42 +282,9 @@ out:
  * exported too.  Cheap when nothing is missing: two counts. */
 static void repair_queue(void)
 {
-    char kp[64], kq[64], cursor[32] = "0";
-    redisReply *a = store_cmd("HLEN %s", store_key(kp, sizeof(kp), K_PENDING));
-    redisReply *b = store_cmd("ZCARD %s", store_key(kq, sizeof(kq), K_QUEUE));
-    bool same = a && b && a->type == REDIS_REPLY_INTEGER && b->type == REDIS_REPLY_INTEGER &&
-                a->integer <= b->integer;
-    int added = 0;
+    int added = store_export_repair();
 
-    if (a)
-        freeReplyObject(a);
-    if (b)
-        freeReplyObject(b);
-    if (same)
-        return;
-    do {
-        redisReply *r = store_cmd("HSCAN %s %s COUNT 1000", kp, cursor);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            if (r)
-                freeReplyObject(r);
-            return;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        for (size_t i = 0; i + 1 < r->element[1]->elements; i += 2) {
-            const char *key = r->element[1]->element[i]->str;
-            json_t *ev = json_loads(r->element[1]->element[i + 1]->str, 0, NULL);
-            json_t *end = json_object_get(ev, "end_ms");
-            long long score = json_is_number(end) ? (long long)json_number_value(end) : now_ms();
-            redisReply *z = store_cmd("ZADD %s NX %lld %s", kq, score, key);
-            if (z && z->type == REDIS_REPLY_INTEGER)
-                added += (int)z->integer;
-            if (z)
-                freeReplyObject(z);
-            json_decref(ev);
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0 && !atomic_load(&stopping));
-    if (added)
+    if (added > 0)
         log_info("billing: queued %d pending events that had no queue entry", added);
 }
 
@@ -351,28 +301,14 @@ static void pause_ms(int64_t ms)
  * the hourly buckets.  Returns the number retired, -1 on a Redis error. */
 static int retire_expired(void)
 {
-    char kq[64], max[32];
-    redisReply *r;
-    int n = -1, kept;
+    store_batch b;
+    int n = store_export_expired(now_ms() - (int64_t)cfg->usage_retention_s * 1000, 1000, &b);
 
-    snprintf(max, sizeof(max), "(%lld", (long long)(now_ms() - (int64_t)cfg->usage_retention_s * 1000));
-    {
-        const char *argv[] = {"ZRANGEBYSCORE", store_key(kq, sizeof(kq), K_QUEUE), "-inf", max,
-                              "LIMIT", "0", "1000"};
-        r = store_cmdargv(7, argv);
-    }
-    if (r && r->type == REDIS_REPLY_ARRAY) {
-        const char **keys = calloc(r->elements + 1, sizeof(char *));
-        if (keys) {
-            for (size_t i = 0; i < r->elements; i++)
-                keys[i] = r->element[i]->str;
-            if (events_retire(keys, (int)r->elements, &kept) == 0)
-                n = (int)r->elements;
-            free(keys);
-        }
-    }
-    if (r)
-        freeReplyObject(r);
+    if (n < 0)
+        return -1;
+    if (n > 0 && retire((const char *const *)b.keys, n) < 0)
+        n = -1;
+    store_batch_free(&b);
     if (n > 0)
         store_counter_incr("billing_events_expired_total", n);
     return n;

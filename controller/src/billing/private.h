@@ -2,10 +2,11 @@
 #ifndef SMDB_BILLING_INTERNAL_H
 #define SMDB_BILLING_INTERNAL_H
 
+#include "backend/backend.h"
 #include "util/config.h"
 
 /* billing_storage.c: datadir sizes -> storage intervals */
-int storage_sampler_start(const config *cfg);
+int storage_sampler_start(const config *cfg, const backend *be);
 void storage_sampler_stop(void);
 
 /* billing_listener.c: nginx's syslog datagrams -> transfer events */

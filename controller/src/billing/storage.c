@@ -10,13 +10,13 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "billing/events.h"
+#include "store/store.h"
 #include "util/ids.h"
-#include "core/lifecycle.h"
 #include "util/log.h"
 
 typedef struct {
@@ -26,6 +26,7 @@ typedef struct {
 } slot;
 
 static const config *cfg;
+static const backend *be;
 static pthread_t thread;
 static atomic_bool stopping;
 static slot *table;
@@ -78,28 +79,13 @@ static void refresh(char **ids)
 
 static void sample_one(slot *s, int64_t period)
 {
-    char k[160], state[32] = "", project[64] = "";
-    long long gen = 0;
-    bool has_bytes, due;
-    redisReply *r = store_cmd("HMGET %s state gen project storage_bytes",
-                              store_key(k, sizeof(k), "compute:%s", s->cid));
+    compute_brief br;
     compute_rec c;
     long long bytes;
+    bool due;
 
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
-        if (r)
-            freeReplyObject(r);
-        return;
-    }
-    if (r->element[0]->type == REDIS_REPLY_STRING)
-        snprintf(state, sizeof(state), "%s", r->element[0]->str);
-    if (r->element[1]->type == REDIS_REPLY_STRING)
-        gen = strtoll(r->element[1]->str, NULL, 10);
-    if (r->element[2]->type == REDIS_REPLY_STRING)
-        snprintf(project, sizeof(project), "%s", r->element[2]->str);
-    has_bytes = r->element[3]->type == REDIS_REPLY_STRING;
-    freeReplyObject(r);
-    if (state[0] == '\0' || strcmp(state, "creating") == 0 || strcmp(state, "deleting") == 0)
+    if (store_compute_brief_get(s->cid, &br) != 0 || br.state == ST_UNKNOWN ||
+        br.state == ST_CREATING || br.state == ST_DELETING)
         return;
 
     if (s->due_ms < 0) {
@@ -107,25 +93,25 @@ static void sample_one(slot *s, int64_t period)
          * the first regular sample (or at once if it is already asleep, its
          * suspend having come before we first looked); a known one resumes
          * its rhythm. */
-        if (has_bytes)
+        if (br.sized)
             s->due_ms = mono_ms() + jitter(s->cid, period);
         else
-            s->due_ms = mono_ms() + (strcmp(state, "suspended") == 0 ? 0 : period);
-        s->gen = gen;
+            s->due_ms = mono_ms() + (br.state == ST_SUSPENDED ? 0 : period);
+        s->gen = br.gen;
     }
-    due = mono_ms() >= s->due_ms || (gen != s->gen && strcmp(state, "suspended") == 0);
-    s->gen = gen;
+    due = mono_ms() >= s->due_ms || (br.gen != s->gen && br.state == ST_SUSPENDED);
+    s->gen = br.gen;
     if (!due)
         return;
     s->due_ms = mono_ms() + period;
     if (store_compute_get(s->cid, &c) != 0)
         return;
-    bytes = lifecycle_backend()->storage_bytes(&c);
+    bytes = be->storage_bytes(&c);
     if (bytes < 0) {
         store_counter_incr("billing_storage_sample_failures_total", 1);
         return;
     }
-    if (events_storage_sample(s->cid, project, bytes, now_ms()) >= 0)
+    if (store_storage_sample(s->cid, br.project, bytes, now_ms()) >= 0)
         store_counter_incr("billing_storage_samples_total", 1);
 }
 
@@ -138,7 +124,7 @@ static void *sampler_main(void *arg)
     (void)arg;
     while (!atomic_load(&stopping)) {
         int64_t t0 = mono_ms();
-        char **ids = lifecycle_compute_ids();
+        char **ids = store_compute_ids();
 
         if (ids) {
             refresh(ids);
@@ -152,9 +138,10 @@ static void *sampler_main(void *arg)
     return NULL;
 }
 
-int storage_sampler_start(const config *c)
+int storage_sampler_start(const config *c, const backend *b)
 {
     cfg = c;
+    be = b;
     atomic_store(&stopping, false);
     return pthread_create(&thread, NULL, sampler_main, NULL) == 0 ? 0 : -1;
 }

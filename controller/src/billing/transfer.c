@@ -27,6 +27,7 @@
 #include "billing/private.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <grp.h>
 #include <netdb.h>
 #include <poll.h>
@@ -42,7 +43,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "billing/events.h"
 #include "billing/transfer_line.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -205,6 +205,32 @@ static bool uid_allowed(uid_t uid)
     return false;
 }
 
+/* A transfer event of the session, recorded once: 1 recorded, 0 already
+ * recorded, -2 no such project, -1 error. */
+static int record(const transfer_rec *t)
+{
+    char sid[80], key[256];
+    json_t *ev;
+    char *js;
+    int rc;
+
+    transfer_key(t, key, sizeof(key));
+    transfer_session_id(t, sid, sizeof(sid));
+    ev = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:f, s:I, s:I}", "key", key, "kind",
+                   "transfer", "project", t->project, "compute_id",
+                   t->compute_id[0] ? json_string(t->compute_id) : json_null(),
+                   "start_ms", (json_int_t)t->start_ms, "end_ms", (json_int_t)t->end_ms,
+                   "seconds", (double)(t->end_ms - t->start_ms) / 1000.0,
+                   "bytes_in", (json_int_t)t->bytes_in, "bytes_out", (json_int_t)t->bytes_out);
+    js = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (js == NULL)
+        return -1;
+    rc = store_transfer_record(t->project, key, sid, t->end_ms, js, TRANSFER_DEDUPE_TTL_MS);
+    free(js);
+    return rc;
+}
+
 static void handle(const char *dgram, size_t len)
 {
     transfer_rec t;
@@ -227,7 +253,7 @@ static void handle(const char *dgram, size_t len)
         counter = "billing_transfer_unrouted_total";
         break;
     case TRANSFER_OK:
-        switch (events_transfer(&t)) {
+        switch (record(&t)) {
         case 1: counter = "billing_transfer_recorded_total"; break;
         case 0: counter = "billing_transfer_duplicate_total"; break;
         case -2: counter = "billing_transfer_unrouted_total"; break;   /* no such project */

@@ -523,7 +523,7 @@ static int create_compute(const project_spec *spec, bool attach, create_result *
 {
     compute_rec c;
     char token[65], err[512] = "";
-    proc_ident id;
+    proc_ident id = {0};
 
     if (!backend_up(e))
         return -1;
@@ -584,33 +584,16 @@ int lifecycle_create(const project_spec *spec, bool attach, create_result *out, 
 /* Removes the compute's records; the compute must be in `deleting`. */
 static int finish_delete(compute_rec *c, op_error *e)
 {
-    char err[512] = "", k[160], kp[128], ks[64], kports[64], port[16], kt[64];
-    redisReply *r;
+    char err[512] = "";
 
     if (be->destroy(c, err, sizeof(err)) < 0) {
         set_err(e, ERR_INTERNAL, "delete_failed", "%s", err);
         return -1;
     }
-    snprintf(port, sizeof(port), "%d", c->port);
-    store_key(k, sizeof(k), "compute:%s", c->id);
-    store_key(ks, sizeof(ks), "computes");
-    store_key(kports, sizeof(kports), "ports");
-    store_key(kp, sizeof(kp), "project:%s", c->project);
-    store_key(kt, sizeof(kt), "tokens");
-    /* detach from the project only if the project still points at us */
-    r = store_cmd("EVAL %s 5 %s %s %s %s %s %s %s %s",
-                  "redis.call('DEL', KEYS[1]) redis.call('SREM', KEYS[2], ARGV[1]) "
-                  "redis.call('HDEL', KEYS[5], ARGV[3]) "
-                  "if redis.call('HGET', KEYS[3], ARGV[2]) == ARGV[1] then "
-                  "redis.call('HDEL', KEYS[3], ARGV[2]) end "
-                  "if redis.call('HGET', KEYS[4], 'compute_id') == ARGV[1] then "
-                  "redis.call('HSET', KEYS[4], 'compute_id', '') end return 1",
-                  k, ks, kports, kp, kt, c->id, port, c->token_hash[0] ? c->token_hash : "-");
-    if (r == NULL) {
+    if (store_compute_remove(c) < 0) {
         store_err(e);
         return -1;
     }
-    freeReplyObject(r);
     changed();
     return 0;
 }
@@ -638,25 +621,16 @@ int lifecycle_delete_compute(const char *cid, op_error *e)
 int lifecycle_delete_project(const char *project, op_error *e)
 {
     project_rec p;
-    char k[128], ks[64];
-    redisReply *r;
 
     if (lifecycle_load_project(project, &p, e) < 0)
         return -1;
-    if (p.compute_id[0] && lifecycle_delete_compute(p.compute_id, e) < 0 && e->kind != ERR_NOT_FOUND)
+    if (p.compute_id[0] && lifecycle_delete_compute(p.compute_id, e) < 0 &&
+        e->kind != ERR_NOT_FOUND)
         return -1;
-    r = store_cmd("DEL %s", store_key(k, sizeof(k), "project:%s", project));
-    if (r == NULL) {
+    if (store_project_remove(project) < 0) {
         store_err(e);
         return -1;
     }
-    freeReplyObject(r);
-    r = store_cmd("SREM %s %s", store_key(ks, sizeof(ks), "projects"), project);
-    if (r == NULL) {
-        store_err(e);
-        return -1;
-    }
-    freeReplyObject(r);
     return 0;
 }
 
@@ -769,34 +743,6 @@ int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
     rc = suspend_compute(cid, mode, kind, activity_seen, e);
     hold(cid, -1);
     return rc;
-}
-
-static char **smembers(const char *setname)
-{
-    char key[64];
-    redisReply *r = store_cmd("SMEMBERS %s", store_key(key, sizeof(key), "%s", setname));
-    char **ids;
-
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        if (r)
-            freeReplyObject(r);
-        return NULL;
-    }
-    ids = calloc(r->elements + 1, sizeof(char *));
-    for (size_t i = 0; ids && i < r->elements; i++)
-        ids[i] = strdup(r->element[i]->str);
-    freeReplyObject(r);
-    return ids;
-}
-
-char **lifecycle_compute_ids(void) { return smembers("computes"); }
-char **lifecycle_project_ids(void) { return smembers("projects"); }
-
-void ids_free(char **ids)
-{
-    for (char **p = ids; p && *p; p++)
-        free(*p);
-    free(ids);
 }
 
 static void reconcile_one(compute_rec *c);
@@ -932,7 +878,7 @@ static void stray_instance(const char *cid, void *arg)
 
 void lifecycle_reconcile(void)
 {
-    char **ids = lifecycle_compute_ids();
+    char **ids = store_compute_ids();
     int n = 0;
 
     for (char **id = ids; id && *id; id++) {

@@ -64,21 +64,17 @@ int lifecycle_resume(const char *cid, wake_result *out, op_error *e);
  * backend's limits, then the meter split at the new size. */
 int lifecycle_resize(const char *cid, int cu, op_error *e);
 
-/* Marks the compute suspended (stopped) if its server died. */
 /* The backend can act now (false: why, e.g. its engine is unreachable). */
 bool lifecycle_backend_available(char *why, size_t len);
 const char *lifecycle_backend_name(void);
-bool lifecycle_supervise(const compute_rec *c);   /* true: changed it */
+/* Settles a compute whose server died (running -> suspended) or that an
+ * actor left half-way through a transition.  true: changed it. */
+bool lifecycle_supervise(const compute_rec *c);
 /* Start-up: brings Redis in line with what really runs. */
 void lifecycle_reconcile(void);
 /* Splits the compute's open interval once it is meter_interval_s long. */
 bool lifecycle_meter_tick(const compute_rec *c);  /* true: changed it */
 /* Records activity now (a wake, an open session). */
 void lifecycle_touch(const char *cid);
-
-/* Ids of all computes / projects (NULL-terminated, free with ids_free). */
-char **lifecycle_compute_ids(void);
-char **lifecycle_project_ids(void);
-void ids_free(char **ids);
 
 #endif

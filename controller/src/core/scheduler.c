@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -103,7 +104,7 @@ static void consider(const compute_rec *c)
 /* One pass over the computes: each is read once per tick. */
 static void tick(void)
 {
-    char **ids = lifecycle_compute_ids();
+    char **ids = store_compute_ids();
 
     for (char **id = ids; id && *id; id++) {
         compute_rec c;

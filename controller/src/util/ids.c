@@ -1,6 +1,7 @@
 #include "util/ids.h"
 
 #include <openssl/sha.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -108,9 +109,9 @@ int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-double mono_sec(void)
+void ids_free(char **ids)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    for (char **p = ids; p && *p; p++)
+        free(*p);
+    free(ids);
 }

@@ -26,6 +26,8 @@ bool secret_equal(const char *a, const char *b);
 
 int64_t now_ms(void);
 int64_t mono_ms(void);
-double mono_sec(void);
+
+/* Frees a NULL-terminated array of strings (a list of ids). */
+void ids_free(char **ids);
 
 #endif
