@@ -91,7 +91,6 @@ bad:
 int main(int argc, char **argv)
 {
     static config cfg;
-    struct MHD_Daemon *d;
     const backend *be;
 
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -120,8 +119,7 @@ int main(int argc, char **argv)
     lifecycle_reconcile();
     if (billing_init(&cfg, be) < 0)
         return 1;
-    d = api_start(&cfg);
-    if (d == NULL) {
+    if (api_start(&cfg) < 0) {
         log_error("cannot listen on %s:%d", cfg.listen_host, cfg.listen_port);
         return 1;
     }
@@ -134,7 +132,7 @@ int main(int argc, char **argv)
     while (!quit)
         pause();
     log_info("stopping; computes keep running and will be adopted");
-    api_stop(d);
+    api_stop();
     scheduler_stop();
     billing_stop();
     return 0;

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/handlers.h"
+#include "store/store.h"
 #include "util/ids.h"
 
 static void count(const char *result)

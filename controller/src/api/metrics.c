@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/handlers.h"
+#include "store/store.h"
 #include "api/internal.h"
 #include "util/ids.h"
 #include "billing/metrics.h"

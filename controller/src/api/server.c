@@ -1,5 +1,7 @@
 #include "api/api.h"
 
+#include <microhttpd.h>
+
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,7 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/handlers.h"
 #include "api/internal.h"
+#include "api/request.h"
+#include "core/lifecycle.h"
+#include "store/store.h"
 #include "util/ids.h"
 #include "util/log.h"
 
@@ -15,6 +21,7 @@
 #define MAX_ARGS 4096         /* copied query arguments of a slow request */
 
 static const config *cfg;
+static struct MHD_Daemon *daemon_;
 
 /* One request, from its first callback to its completion.  A slow request
  * lives across a suspension: the worker fills r, then resumes the
@@ -27,103 +34,6 @@ typedef struct {
     struct MHD_Connection *conn;
     api_req r;
 } reqctx;
-
-void api_json(api_req *r, int status, json_t *doc)
-{
-    r->status = status;
-    free(r->out);
-    r->out = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    r->content_type = "application/json";
-    if (doc)
-        json_decref(doc);
-}
-
-void api_error(api_req *r, int status, const char *code, const char *msg)
-{
-    api_json(r, status, json_pack("{s:s, s:s}", "error", msg, "code", code));
-}
-
-/* The one place the lifecycle's error kinds become HTTP statuses. */
-int api_status_of(err_kind kind)
-{
-    switch (kind) {
-    case ERR_NONE: return 200;
-    case ERR_INVALID: return 400;
-    case ERR_NOT_FOUND: return 404;
-    case ERR_CONFLICT: return 409;
-    case ERR_BUSY: return 409;
-    case ERR_UNAVAILABLE: return 503;
-    case ERR_INTERNAL: break;
-    }
-    return 500;
-}
-
-void api_op_error(api_req *r, const op_error *e)
-{
-    api_error(r, api_status_of(e->kind), e->code, e->message);
-}
-
-void api_header(api_req *r, const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (r->nhdrs >= 6)
-        return;
-    r->hdr_names[r->nhdrs] = name;
-    va_start(ap, fmt);
-    vsnprintf(r->hdr_values[r->nhdrs], sizeof(r->hdr_values[0]), fmt, ap);
-    va_end(ap);
-    r->nhdrs++;
-}
-
-const char *api_query(api_req *r, const char *name)
-{
-    if (r->conn)
-        return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-    for (const char *k = r->args; k && *k; ) {
-        const char *v = k + strlen(k) + 1;
-        if (strcmp(k, name) == 0)
-            return v;
-        k = v + strlen(v) + 1;
-    }
-    return NULL;
-}
-
-const char *api_bearer(api_req *r)
-{
-    const char *h = r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                          "Authorization")
-                            : r->auth;
-
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return NULL;
-    return h + 7;
-}
-
-json_t *api_body_object(api_req *r)
-{
-    json_error_t jerr;
-    json_t *doc;
-    char msg[300];
-
-    if (r->body_len == 0) {
-        api_error(r, 400, "invalid_json", "a JSON object body is required");
-        return NULL;
-    }
-    doc = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (doc == NULL) {
-        snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
-        api_error(r, 400, "invalid_json", msg);
-        return NULL;
-    }
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        api_error(r, 400, "invalid_json", "the body must be a JSON object");
-        return NULL;
-    }
-    return doc;
-}
 
 static bool token_ok(api_req *r, const char *want)
 {
@@ -424,7 +334,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
-struct MHD_Daemon *api_start(const config *c)
+int api_start(const config *c)
 {
     struct sockaddr_in sa;
     struct MHD_Daemon *d;
@@ -438,11 +348,11 @@ struct MHD_Daemon *api_start(const config *c)
     sa.sin_port = htons((uint16_t)c->listen_port);
     if (inet_pton(AF_INET, c->listen_host, &sa.sin_addr) != 1) {
         log_error("listen: \"%s\" is not an IPv4 address", c->listen_host);
-        return NULL;
+        return -1;
     }
     if ((max_conns = api_conn_init(c, &mhd_limit)) < 0 ||
         api_work_start(c->api_workers, c->api_queue) < 0)
-        return NULL;
+        return -1;
     /* epoll threads share the listening socket; suspended connections (slow
      * requests on a worker) are not timed out and cost no thread */
     d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
@@ -458,18 +368,24 @@ struct MHD_Daemon *api_start(const config *c)
                          MHD_OPTION_END);
     if (d == NULL) {
         api_work_stop();
-        return NULL;
+        return -1;
     }
+    daemon_ = d;
     log_info("API: %d epoll threads, %d workers (queue %d), at most %d connections "
              "(%d per remote address), idle timeout %d s",
              c->api_threads, c->api_workers, c->api_queue, max_conns,
              c->api_per_ip_connections, c->api_idle_timeout_s);
-    return d;
+    return 0;
 }
 
-void api_stop(struct MHD_Daemon *d)
+void api_stop(void)
 {
-    MHD_socket lfd = MHD_quiesce_daemon(d);
+    struct MHD_Daemon *d = daemon_;
+    MHD_socket lfd;
+
+    if (d == NULL)
+        return;
+    lfd = MHD_quiesce_daemon(d);
 
     /* every suspended connection is resumed (answered or cancelled) before
      * MHD_stop_daemon, which must not find one suspended */
@@ -478,4 +394,5 @@ void api_stop(struct MHD_Daemon *d)
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd);
     api_conn_free();
+    daemon_ = NULL;
 }

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/handlers.h"
+#include "store/store.h"
 #include "util/rfc3339.h"
 #include "billing/usage.h"
 #include "util/ids.h"
