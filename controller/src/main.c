@@ -24,6 +24,15 @@
 #include "core/scheduler.h"
 #include "store/store.h"
 
+/* backend = <name> (config_validate knows the same names) */
+static const struct {
+    const char *name;
+    const backend *(*make)(const config *cfg, char *err, size_t errlen);
+} backends[] = {
+    {"process", backend_process},
+    {"docker", backend_docker},
+};
+
 static volatile sig_atomic_t quit;
 
 static void on_signal(int sig)
@@ -108,10 +117,12 @@ int main(int argc, char **argv)
     }
     {
         char err[512] = "";
-        be = strcmp(cfg.backend, "docker") == 0 ? backend_docker(&cfg, err, sizeof(err))
-                                                  : backend_process(&cfg, err, sizeof(err));
+        be = NULL;
+        for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+            if (strcmp(cfg.backend, backends[i].name) == 0)
+                be = backends[i].make(&cfg, err, sizeof(err));
         if (be == NULL) {
-            log_error("backend %s: %s", cfg.backend, err);
+            log_error("backend %s: %s", cfg.backend, err[0] ? err : "unknown");
             return 2;
         }
     }

@@ -7,17 +7,23 @@
 #include "core/lifecycle.h"
 #include "store/store.h"
 #include "util/ids.h"
+#include "util/proc.h"
 
 json_t *compute_json(const compute_rec *c)
 {
     char addr[96];
     json_t *j;
+    int pid;
+    long long start;
 
     snprintf(addr, sizeof(addr), "%s:%d", c->host, c->port);
-    j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:I, s:I}",
+    /* "pid": the server's process where it is a local one (0 elsewhere) */
+    if (!proc_instance_parse(c->instance, &pid, &start))
+        pid = 0;
+    j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:i, s:I, s:I}",
                   "id", c->id, "project", c->project, "state", state_name(c->state),
                   "host", c->host, "address", addr, "port", c->port,
-                  "pid", (json_int_t)c->pid, "size_cu", c->size_cu,
+                  "instance", c->instance, "pid", (json_int_t)pid, "size_cu", c->size_cu,
                   "state_since_ms", (json_int_t)c->state_since_ms,
                   "last_activity_ms", (json_int_t)c->last_activity_ms);
     if (c->state == ST_SUSPENDED || c->state == ST_SUSPENDING)

@@ -19,13 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
 #include "backend/docker_api.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/rfc3339.h"
 #include "util/sql.h"
 
 #define ADMIN_USER "smdb_admin"
@@ -73,6 +73,7 @@ typedef struct ent {
     char cid[96];
     char host[64];
     char password[64];
+    int64_t checked_ms;       /* d_ready's last look at the container */
 } ent;
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -113,6 +114,25 @@ static bool cache_get(const char *cid, char host[64], char password[64])
     return found;
 }
 
+/* true (and the time noted) if the compute's container was last looked at
+ * more than ms ago: readiness polls every few ms, inspecting it that often
+ * would load the engine. */
+static bool cache_due(const char *cid, int ms)
+{
+    int64_t now = mono_ms();
+    bool due = true;
+
+    pthread_mutex_lock(&cache_lock);
+    for (ent *e = cache; e; e = e->next)
+        if (strcmp(e->cid, cid) == 0) {
+            due = now - e->checked_ms >= ms;
+            if (due)
+                e->checked_ms = now;
+        }
+    pthread_mutex_unlock(&cache_lock);
+    return due;
+}
+
 static void cache_forget(const char *cid)
 {
     pthread_mutex_lock(&cache_lock);
@@ -126,31 +146,19 @@ static void cache_forget(const char *cid)
 
 typedef struct {
     bool exists, running, paused;
-    int pid;
+    char id[128];
     long long started_ms;
     char host[64];
     char password[64];
 } ctr_state;
 
-static long long rfc3339_ms(const char *s)
+static long long started_ms(const char *s)
 {
-    struct tm tm = {0};
-    const char *rest = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    long long ms = 0;
+    int64_t ms;
 
-    if (rest == NULL)
-        return 0;
-    if (*rest == '.') {
-        int digits = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
-            if (digits < 3) {
-                ms = ms * 10 + (*rest - '0');
-                digits++;
-            }
-        while (digits++ < 3)
-            ms *= 10;
-    }
-    return (long long)timegm(&tm) * 1000 + ms;
+    /* an engine's zero time ("0001-01-01T00:00:00Z", never started) is
+     * outside what rfc3339_parse takes: 0 */
+    return s && rfc3339_parse(s, &ms) == 0 ? (long long)ms : 0;
 }
 
 static const char *env_value(json_t *env, const char *key)
@@ -193,8 +201,8 @@ static int inspect(const compute_rec *c, ctr_state *st, char *err, size_t errlen
     state = json_object_get(doc, "State");
     st->running = json_is_true(json_object_get(state, "Running"));
     st->paused = json_is_true(json_object_get(state, "Paused"));
-    st->pid = (int)json_integer_value(json_object_get(state, "Pid"));
-    st->started_ms = rfc3339_ms(json_string_value(json_object_get(state, "StartedAt")));
+    snprintf(st->id, sizeof(st->id), "%s", json_string_value(json_object_get(doc, "Id")) ?: "");
+    st->started_ms = started_ms(json_string_value(json_object_get(state, "StartedAt")));
     net = json_object_get(json_object_get(json_object_get(doc, "NetworkSettings"), "Networks"),
                           cfg->docker_network);
     snprintf(st->host, sizeof(st->host), "%s",
@@ -398,15 +406,20 @@ static void logs_tail(const names *n, char *out, size_t outlen)
     free(raw);
 }
 
-static int d_start(const compute_rec *c, proc_ident *out,
-                   void (*spawned)(const compute_rec *c, const proc_ident *id), char *err,
-                   size_t errlen)
+static void instance_of(const ctr_state *st, instance *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->id, sizeof(out->id), "%s", st->id);
+    snprintf(out->host, sizeof(out->host), "%s", st->host);
+    out->started_ms = st->started_ms;
+}
+
+static int d_launch(const compute_rec *c, instance *out, char *err, size_t errlen)
 {
     names n;
     ctr_state st;
     char path[224], token[128], password[64];
     long s;
-    int64_t end;
 
     name_of(c, &n);
     if (inspect(c, &st, err, errlen) < 0)
@@ -438,35 +451,38 @@ static int d_start(const compute_rec *c, proc_ident *out,
         logs_tail(&n, err, errlen);
         return -1;
     }
-    out->pid = st.pid;
-    out->pid_start = st.started_ms;
-    snprintf(out->host, sizeof(out->host), "%s", st.host);
+    instance_of(&st, out);
     cache_put(c->id, st.host, st.password);
-    if (spawned)
-        spawned(c, out);
-    end = (int64_t)time(NULL) * 1000 + cfg->start_timeout_ms;
-    for (int i = 0;; i++) {
-        if (sql_ping_tcp(st.host, c->port, ADMIN_USER, st.password, 2) == 0)
+    return 0;
+}
+
+/* A SELECT 1 as smdb_admin.  While it fails, the container is looked at
+ * now and then: a server that exits (bad configuration, corrupt datadir)
+ * says why in its log. */
+static int d_ready(const compute_rec *c, char *err, size_t errlen)
+{
+    names n;
+    ctr_state st;
+    char host[64], password[64];
+
+    if (reach(c, host, password) == 0) {
+        /* not admin(): a refused connection must not cost the cached address */
+        int rc = sql_ping_tcp(host, c->port, ADMIN_USER, password, 2);
+        memset(password, 0, sizeof(password));
+        if (rc == 0)
             return 0;
-        if ((int64_t)time(NULL) * 1000 > end) {
-            snprintf(err, errlen, "container %s not serving after %d ms", n.ctr,
-                     cfg->start_timeout_ms);
-            return -1;
-        }
-        /* a server that exits (bad configuration, corrupt datadir) says why
-         * in its log */
-        if (i % 20 == 19) {
-            ctr_state now;
-            char e2[256] = "";
-            if (inspect(c, &now, e2, sizeof(e2)) == 0 && !now.running) {
-                logs_tail(&n, err, errlen);
-                if (!err[0])
-                    snprintf(err, errlen, "container %s exited", n.ctr);
-                return -1;
-            }
-        }
-        usleep(10000);
     }
+    if (!cache_due(c->id, 200))
+        return 1;
+    name_of(c, &n);
+    if (inspect(c, &st, err, errlen) == 0 && !st.running) {
+        logs_tail(&n, err, errlen);
+        if (!err[0])
+            snprintf(err, errlen, "container %s exited", n.ctr);
+        return -1;
+    }
+    snprintf(err, errlen, "container %s not serving yet", n.ctr);
+    return 1;
 }
 
 static int d_stop(const compute_rec *c, char *err, size_t errlen)
@@ -541,18 +557,22 @@ static int d_destroy(const compute_rec *c, char *err, size_t errlen)
     return s == 204 || s == 200 || s == 404 ? 0 : -1;
 }
 
-static proc_status d_status(const compute_rec *c)
+/* The container of the compute's name is its instance: a container
+ * re-created from its volume is the same compute's server. */
+static inst_state d_status(const compute_rec *c, instance *out)
 {
     ctr_state st;
     char err[256] = "";
 
     if (inspect(c, &st, err, sizeof(err)) < 0)
-        return PROC_UNKNOWN;
+        return INST_UNKNOWN;
     if (!st.running) {
         cache_forget(c->id);
-        return PROC_DEAD;
+        return INST_GONE;
     }
-    return st.paused ? PROC_FROZEN : PROC_RUNNING;
+    if (out)
+        instance_of(&st, out);
+    return st.paused ? INST_FROZEN : INST_RUNNING;
 }
 
 static MYSQL *admin(const compute_rec *c, int timeout_s, char *err, size_t errlen)
@@ -582,19 +602,6 @@ static int d_admin_sql(const compute_rec *c, const char *q, char *err, size_t er
     rc = sql_exec(m, q, err, errlen);
     mysql_close(m);
     return rc;
-}
-
-static int d_ready(const compute_rec *c)
-{
-    char err[256];
-    MYSQL *m = admin(c, 5, err, sizeof(err));
-    long long v;
-
-    if (m == NULL)
-        return -1;
-    v = sql_value(m, "SELECT 1");
-    mysql_close(m);
-    return v == 1 ? 0 : -1;
 }
 
 static int d_probe(const compute_rec *c, compute_probe *out)
@@ -700,15 +707,16 @@ static int d_list(void (*fn)(const char *cid, void *arg), void *arg)
 
 static const backend docker_backend = {
     .name = "docker",
+    .can_freeze = true,
     .create = d_create,
-    .start = d_start,
+    .launch = d_launch,
+    .ready = d_ready,
     .stop = d_stop,
     .freeze = d_freeze,
     .thaw = d_thaw,
     .destroy = d_destroy,
     .resize = d_resize,
     .status = d_status,
-    .ready = d_ready,
     .admin_sql = d_admin_sql,
     .probe = d_probe,
     .storage_bytes = d_storage_bytes,

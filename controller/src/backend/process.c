@@ -1,7 +1,8 @@
 /* The process backend: one local mariadbd per compute, each with its own
  * datadir, my.cnf, port and unix socket under data_dir.  Servers are started
  * detached so that a controller crash leaves them serving; the controller
- * recognises its servers again by (pid, process start time).
+ * recognises its servers again by their instance id, "<pid>:<process start
+ * time>" (util/proc.h).
  *
  * Isolation (DESIGN.md §4): every compute runs as its own uid and gid,
  * compute_uid_min + (port - compute_port_min), never root and never the
@@ -39,6 +40,13 @@ static pthread_mutex_t template_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool cgroup_ok;
 
 #define PATHMAX 768
+
+/* The running server's pid and start time, from the instance id the
+ * lifecycle recorded; false if there is none. */
+static bool server_of(const compute_rec *c, int *pid, long long *start)
+{
+    return proc_instance_parse(c->instance, pid, start);
+}
 
 static void comp_path(char *buf, size_t len, const compute_rec *c, const char *leaf)
 {
@@ -486,8 +494,7 @@ static void stop_stray(const compute_rec *c)
         if (strstr(arg, mycnf)) {
             compute_rec stray = *c;
             char e[256];
-            stray.pid = pid;
-            stray.pid_start = start;
+            proc_instance(stray.instance, sizeof(stray.instance), pid, start);
             log_warn("compute %s: stopping stray mariadbd pid %d", c->id, pid);
             p_stop(&stray, e, sizeof(e));
         }
@@ -495,16 +502,69 @@ static void stop_stray(const compute_rec *c)
     free(cmd);
 }
 
-static int p_start(const compute_rec *c, proc_ident *out,
-                   void (*spawned)(const compute_rec *, const proc_ident *),
-                   char *err, size_t errlen)
+/* The READY=1 sockets of servers launched and not yet seen ready: ready()
+ * waits on one (up to 20 ms a call) before it tries a SELECT 1, so a cold
+ * start is noticed within a millisecond of the server accepting.  A server
+ * without one (adopted, or the table was full) is simply polled. */
+#define MAX_NOTIFY 64
+static struct {
+    char cid[96];
+    int fd;               /* -1: free */
+} notifies[MAX_NOTIFY];
+static pthread_mutex_t notify_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t notify_once = PTHREAD_ONCE_INIT;
+
+static void notify_init(void)
+{
+    for (int i = 0; i < MAX_NOTIFY; i++)
+        notifies[i].fd = -1;
+}
+
+/* Takes the compute's socket out of the table (-1: none); fd >= 0 puts one
+ * in (closing what it replaces, or fd itself if the table is full). */
+static int notify_swap(const char *cid, int fd)
+{
+    int got = -1, free_slot = -1;
+
+    pthread_once(&notify_once, notify_init);
+    pthread_mutex_lock(&notify_mu);
+    for (int i = 0; i < MAX_NOTIFY; i++) {
+        if (notifies[i].fd >= 0 && strcmp(notifies[i].cid, cid) == 0) {
+            got = notifies[i].fd;
+            notifies[i].fd = -1;
+        }
+        if (notifies[i].fd < 0 && free_slot < 0)
+            free_slot = i;
+    }
+    if (fd >= 0) {
+        if (got >= 0)
+            close(got);
+        got = -1;
+        if (free_slot >= 0) {
+            snprintf(notifies[free_slot].cid, sizeof(notifies[0].cid), "%s", cid);
+            notifies[free_slot].fd = fd;
+        } else {
+            close(fd);
+        }
+    }
+    pthread_mutex_unlock(&notify_mu);
+    return got;
+}
+
+static void notify_forget(const char *cid)
+{
+    int fd = notify_swap(cid, -1);
+
+    if (fd >= 0)
+        close(fd);
+}
+
+static int p_launch(const compute_rec *c, instance *out, char *err, size_t errlen)
 {
     char mycnf[PATHMAX], defaults[PATHMAX + 32], notify_name[64], notify_env[96];
-    char sock[PATHMAX], procs[PATHMAX], errlog[PATHMAX], tail[400];
+    char procs[PATHMAX], errlog[PATHMAX];
     int nfd, pid;
     long long start;
-    int64_t deadline = mono_ms() + cfg->start_timeout_ms;
-    bool ready = false, notified = false;
     proc_user u;
 
     if (compute_ident(c, &u) < 0) {
@@ -516,7 +576,6 @@ static int p_start(const compute_rec *c, proc_ident *out,
         return -1;
     comp_path(mycnf, sizeof(mycnf), c, "my.cnf");
     comp_path(errlog, sizeof(errlog), c, "run/error.log");
-    socket_path(sock, sizeof(sock), c);
     snprintf(defaults, sizeof(defaults), "--defaults-file=%s", mycnf);
     nfd = notify_open(notify_name, sizeof(notify_name));
     snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", notify_name);
@@ -535,41 +594,43 @@ static int p_start(const compute_rec *c, proc_ident *out,
         snprintf(err, errlen, "cannot start %s", cfg->mariadbd);
         return -1;
     }
-    out->pid = pid;
-    out->pid_start = start;
-    if (spawned)
-        spawned(c, out);
-    /* Ready means a real client handshake and SELECT 1.  The READY=1
-     * notification says when to try; without one, poll. */
-    while (!ready && mono_ms() < deadline) {
-        if (!proc_same_alive(pid, start))
-            break;
-        if (nfd >= 0 && !notified) {
-            notified = notify_wait(nfd, 20) == 1;
-            if (!notified)
-                continue;
-        }
-        if (access(sock, F_OK) == 0 && sql_ping(sock, cfg->compute_user, 5) == 0)
-            ready = true;
-        else if (!ready)
-            usleep(2000);
-    }
     if (nfd >= 0)
-        close(nfd);
-    if (!ready) {
+        notify_swap(c->id, nfd);
+    memset(out, 0, sizeof(*out));
+    proc_instance(out->id, sizeof(out->id), pid, start);
+    out->started_ms = now_ms();
+    return 0;
+}
+
+/* Ready means a real client handshake and SELECT 1.  The READY=1
+ * notification says when to try; without one, poll. */
+static int p_ready(const compute_rec *c, char *err, size_t errlen)
+{
+    char sock[PATHMAX], tail[400];
+    int pid, fd;
+    long long start;
+
+    if (!server_of(c, &pid, &start) || !proc_same_alive(pid, start)) {
+        notify_forget(c->id);
         errlog_tail(c, tail, sizeof(tail));
-        if (proc_same_alive(pid, start)) {
-            kill(pid, SIGKILL);
-            proc_wait_exit(pid, start, 5000);
-            snprintf(err, errlen, "mariadbd not ready after %d ms: %s", cfg->start_timeout_ms, tail);
-        } else {
-            snprintf(err, errlen, "mariadbd exited during start: %s", tail);
-        }
+        snprintf(err, errlen, "mariadbd exited during start: %s", tail);
         return -1;
     }
-    out->pid = pid;
-    out->pid_start = start;
-    return 0;
+    if ((fd = notify_swap(c->id, -1)) >= 0) {
+        if (notify_wait(fd, 20) != 1) {
+            notify_swap(c->id, fd);
+            errlog_tail(c, tail, sizeof(tail));
+            snprintf(err, errlen, "no READY=1 yet: %s", tail);
+            return 1;
+        }
+        close(fd);
+    }
+    socket_path(sock, sizeof(sock), c);
+    if (access(sock, F_OK) == 0 && sql_ping(sock, cfg->compute_user, 5) == 0)
+        return 0;
+    errlog_tail(c, tail, sizeof(tail));
+    snprintf(err, errlen, "not answering on its socket yet: %s", tail);
+    return 1;
 }
 
 static int cgroup_write(const compute_rec *c, const char *leaf, const char *val)
@@ -586,10 +647,12 @@ static bool in_cgroup(const compute_rec *c)
 {
     char path[PATHMAX], want[PATHMAX], *buf;
     bool yes = false;
+    int pid;
+    long long start;
 
-    if (!cgroup_ok)
+    if (!cgroup_ok || !server_of(c, &pid, &start))
         return false;
-    snprintf(path, sizeof(path), "/proc/%d/cgroup", c->pid);
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
     snprintf(want, sizeof(want), "0::/smdb/%s\n", c->id);
     buf = read_file(path, 8192);
     if (buf) {
@@ -613,26 +676,40 @@ static bool cgroup_frozen(const compute_rec *c)
     return yes;
 }
 
-static proc_status p_status(const compute_rec *c)
+static inst_state p_status(const compute_rec *c, instance *out)
 {
     char st = 0;
-    long long s = proc_start_time(c->pid, &st);
+    int pid;
+    long long start, s;
 
-    if (s < 0 || s != c->pid_start || st == 'Z' || st == 'X')
-        return PROC_DEAD;
+    if (!server_of(c, &pid, &start))
+        return INST_GONE;
+    s = proc_start_time(pid, &st);
+    if (s < 0 || s != start || st == 'Z' || st == 'X')
+        return INST_GONE;
+    if (out) {
+        memset(out, 0, sizeof(*out));
+        snprintf(out->id, sizeof(out->id), "%s", c->instance);
+        out->started_ms = proc_start_ms(start);
+    }
     if (st == 'T' || (in_cgroup(c) && cgroup_frozen(c)))
-        return PROC_FROZEN;
-    return PROC_RUNNING;
+        return INST_FROZEN;
+    return INST_RUNNING;
 }
 
 static int p_thaw(const compute_rec *c, char *err, size_t errlen)
 {
+    int pid;
+    long long start;
+
+    if (!server_of(c, &pid, &start))
+        return 0;
     if (in_cgroup(c) && cgroup_write(c, "cgroup.freeze", "0") == 0) {
         for (int i = 0; i < 2000 && cgroup_frozen(c); i++)
             usleep(100);
     }
     /* a SIGSTOPped process (the fallback) needs SIGCONT; harmless otherwise */
-    if (kill(c->pid, SIGCONT) < 0 && errno != ESRCH) {
+    if (kill(pid, SIGCONT) < 0 && errno != ESRCH) {
         snprintf(err, errlen, "SIGCONT: %s", strerror(errno));
         return -1;
     }
@@ -641,6 +718,13 @@ static int p_thaw(const compute_rec *c, char *err, size_t errlen)
 
 static int p_freeze(const compute_rec *c, char *err, size_t errlen)
 {
+    int pid;
+    long long start;
+
+    if (!server_of(c, &pid, &start)) {
+        snprintf(err, errlen, "no server to freeze");
+        return -1;
+    }
     if (in_cgroup(c) && cgroup_write(c, "cgroup.freeze", "1") == 0) {
         for (int i = 0; i < 20000; i++) {
             if (cgroup_frozen(c))
@@ -651,13 +735,13 @@ static int p_freeze(const compute_rec *c, char *err, size_t errlen)
         cgroup_write(c, "cgroup.freeze", "0");
         return -1;
     }
-    if (kill(c->pid, SIGSTOP) < 0) {
+    if (kill(pid, SIGSTOP) < 0) {
         snprintf(err, errlen, "SIGSTOP: %s", strerror(errno));
         return -1;
     }
     for (int i = 0; i < 20000; i++) {
         char st = 0;
-        if (proc_start_time(c->pid, &st) < 0 || st == 'T')
+        if (proc_start_time(pid, &st) < 0 || st == 'T')
             return 0;
         usleep(100);
     }
@@ -667,25 +751,29 @@ static int p_freeze(const compute_rec *c, char *err, size_t errlen)
 
 static int p_stop(const compute_rec *c, char *err, size_t errlen)
 {
-    if (!proc_same_alive(c->pid, c->pid_start))
+    int pid;
+    long long start;
+
+    notify_forget(c->id);
+    if (!server_of(c, &pid, &start) || !proc_same_alive(pid, start))
         return 0;
     p_thaw(c, err, errlen);  /* a frozen server cannot shut down */
-    if (kill(c->pid, SIGTERM) < 0 && errno != ESRCH) {
+    if (kill(pid, SIGTERM) < 0 && errno != ESRCH) {
         snprintf(err, errlen, "SIGTERM: %s", strerror(errno));
         return -1;
     }
-    if (proc_wait_exit(c->pid, c->pid_start, cfg->stop_timeout_ms) == 0)
+    if (proc_wait_exit(pid, start, cfg->stop_timeout_ms) == 0)
         return 0;
     log_warn("compute %s: no clean shutdown in %d ms, killing", c->id, cfg->stop_timeout_ms);
-    kill(c->pid, SIGKILL);
-    return proc_wait_exit(c->pid, c->pid_start, 5000);
+    kill(pid, SIGKILL);
+    return proc_wait_exit(pid, start, 5000);
 }
 
 static int p_destroy(const compute_rec *c, char *err, size_t errlen)
 {
     char dir[PATHMAX], sock[PATHMAX];
 
-    if (c->pid > 0 && p_stop(c, err, errlen) < 0)
+    if (p_stop(c, err, errlen) < 0)
         return -1;
     comp_path(dir, sizeof(dir), c, "");
     socket_dir(sock, sizeof(sock), c);
@@ -715,14 +803,6 @@ static int p_admin_sql(const compute_rec *c, const char *q, char *err, size_t er
     rc = sql_exec(m, q, err, errlen);
     mysql_close(m);
     return rc;
-}
-
-static int p_ready(const compute_rec *c)
-{
-    char sock[PATHMAX];
-
-    socket_path(sock, sizeof(sock), c);
-    return sql_ping(sock, cfg->compute_user, 5);
 }
 
 static int p_probe(const compute_rec *c, compute_probe *out)
@@ -761,15 +841,16 @@ static long long p_storage_bytes(const compute_rec *c)
 
 static const backend process_backend = {
     .name = "process",
+    .can_freeze = true,
     .create = p_create,
-    .start = p_start,
+    .launch = p_launch,
+    .ready = p_ready,
     .stop = p_stop,
     .freeze = p_freeze,
     .thaw = p_thaw,
     .destroy = p_destroy,
     .resize = p_resize,
     .status = p_status,
-    .ready = p_ready,
     .admin_sql = p_admin_sql,
     .probe = p_probe,
     .storage_bytes = p_storage_bytes,

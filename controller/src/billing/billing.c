@@ -42,11 +42,6 @@ int billing_init(const config *c, const backend *be)
     return 0;
 }
 
-/* Nothing to do on the scheduler's beat: compute intervals are split by
- * lifecycle_meter_tick (once per compute and tick), and everything slow (measuring datadirs, talking to
- * PostgreSQL) has its own thread so it can never delay a suspend. */
-void billing_tick(void) {}
-
 void billing_stop(void)
 {
     if (exporter_on)

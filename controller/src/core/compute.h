@@ -15,8 +15,7 @@ typedef struct {
     suspend_mode mode;
     char host[64];
     int port;
-    int pid;
-    long long pid_start;      /* process start time, guards against pid reuse */
+    char instance[128];       /* the backend's identity of the running server ("" none) */
     long long gen;            /* bumped by every transition */
     long long state_since_ms;
     long long last_activity_ms;
@@ -48,7 +47,7 @@ enum {
     U_ERROR = 1 << 1,         /* error; "" clears it */
     U_WAKE = 1 << 2,          /* wake_requested_ms; 0 clears it */
     U_HOST = 1 << 3,          /* host, unless "" (keeps the stored one) */
-    U_PID = 1 << 4,           /* pid, pid_start */
+    U_INSTANCE = 1 << 4,      /* instance */
     U_NEW_SERVER = 1 << 5,    /* the plugin's sequence starts again (a new server) */
     U_SIZE = 1 << 6,          /* size_cu */
     U_ACTIVITY = 1 << 7,      /* last_activity_ms */
@@ -60,8 +59,7 @@ typedef struct {
     const char *error;
     long long wake_requested_ms;
     const char *host;
-    int pid;
-    long long pid_start;
+    const char *instance;
     int size_cu;
     long long last_activity_ms;
 } compute_update;

@@ -177,18 +177,64 @@ static bool backend_up(op_error *e)
 
     if (be->available == NULL || be->available(why, sizeof(why)))
         return true;
-    set_err(e, ERR_UNAVAILABLE, "backend_unavailable", "compute backend %s unavailable: %s", be->name, why);
+    set_err(e, ERR_UNAVAILABLE, "backend_unavailable", "compute backend %s unavailable: %s",
+            be->name, why);
     return false;
 }
 
-/* Records a server the moment it exists (state unchanged), and starts
- * metering there (TR_LAUNCHED). */
-static void spawned(const compute_rec *c, const proc_ident *id)
+/* What the backend says of the compute's instance; a compute with none
+ * recorded has none. */
+static inst_state inst_status(const compute_rec *c)
 {
-    compute_update u = {.set = U_PID | U_HOST | U_NEW_SERVER, .pid = id->pid,
-                        .pid_start = id->pid_start, .host = id->host};
+    return c->instance[0] ? be->status(c, NULL) : INST_GONE;
+}
 
+/* Polls ready() until the compute serves, at most start_timeout_ms; a server
+ * that failed or vanished ends it at once.  0 serving, else -1 (err says
+ * why). */
+static int await_ready(const compute_rec *c, char *err, size_t errlen)
+{
+    int64_t t0 = mono_ms(), end = t0 + cfg->start_timeout_ms;
+    char why[400];
+
+    for (;;) {
+        int rc = be->ready(c, err, errlen);
+        if (rc <= 0)
+            return rc;
+        if (mono_ms() > end) {
+            snprintf(why, sizeof(why), "%s", err);
+            snprintf(err, errlen, "not ready after %d ms%s%s", cfg->start_timeout_ms,
+                     why[0] ? ": " : "", why);
+            return -1;
+        }
+        /* a cold start takes tens of milliseconds: look often at first */
+        usleep(mono_ms() - t0 < 200 ? 2000 : 10000);
+    }
+}
+
+/* Launches the compute's server (the caller holds it in creating or
+ * resuming) and records it the moment it exists (TR_LAUNCHED, which starts
+ * metering): a controller that dies while it starts leaves a server its
+ * successor finds.  Then waits until it serves; a server that does not is
+ * stopped again.  c gets its instance and host. */
+static int start_server(compute_rec *c, char *err, size_t errlen)
+{
+    instance inst = {0};
+    compute_update u = {.set = U_INSTANCE | U_HOST | U_NEW_SERVER};
+    char e2[256];
+
+    if (be->launch(c, &inst, err, errlen) < 0)
+        return -1;
+    snprintf(c->instance, sizeof(c->instance), "%s", inst.id);
+    if (inst.host[0])
+        snprintf(c->host, sizeof(c->host), "%s", inst.host);
+    u.instance = c->instance;
+    u.host = inst.host;
     move(c, TR_LAUNCHED, &u);
+    if (await_ready(c, err, errlen) == 0)
+        return 0;
+    be->stop(c, e2, sizeof(e2));
+    return -1;
 }
 
 bool lifecycle_backend_available(char *why, size_t len)
@@ -199,6 +245,11 @@ bool lifecycle_backend_available(char *why, size_t len)
 const char *lifecycle_backend_name(void)
 {
     return be->name;
+}
+
+bool lifecycle_can_freeze(void)
+{
+    return be->can_freeze;
 }
 
 void lifecycle_touch(const char *cid)
@@ -230,29 +281,27 @@ static int resumed(const compute_rec *c, const compute_update *u, op_error *e)
 static int do_resume(compute_rec *c, const char **cold, op_error *e)
 {
     char err[512] = "";
-    proc_status st = c->pid > 0 ? be->status(c) : PROC_DEAD;
-    proc_ident id = {c->pid, c->pid_start, ""};
-
+    inst_state st = inst_status(c);
     compute_update awake = {.set = U_MODE | U_ERROR, .mode = MODE_NONE, .error = ""};
 
-    if (st == PROC_FROZEN || (st == PROC_RUNNING && c->mode == MODE_FROZEN)) {
-        if (be->thaw(c, err, sizeof(err)) == 0 && be->ready(c) == 0) {
+    if (st == INST_FROZEN || (st == INST_RUNNING && c->mode == MODE_FROZEN)) {
+        if (be->thaw && be->thaw(c, err, sizeof(err)) == 0 &&
+            be->ready(c, err, sizeof(err)) == 0) {
             *cold = "thawed";
             store_counter_incr("thaws_total", 1);
             return resumed(c, &awake, e);
         }
         log_warn("compute %s: thaw failed (%s), restarting it", c->id, err);
         be->stop(c, err, sizeof(err));
-    } else if (st == PROC_RUNNING && be->ready(c) == 0) {
+    } else if (st == INST_RUNNING && be->ready(c, err, sizeof(err)) == 0) {
         /* already serving (e.g. adopted half-way through a resume) */
         *cold = "running";
         return resumed(c, &awake, e);
     }
-    if (be->start(c, &id, spawned, err, sizeof(err)) == 0) {
-        awake.set |= U_PID | U_HOST;
-        awake.pid = id.pid;
-        awake.pid_start = id.pid_start;
-        awake.host = id.host;
+    if (start_server(c, err, sizeof(err)) == 0) {
+        awake.set |= U_INSTANCE | U_HOST;
+        awake.instance = c->instance;
+        awake.host = c->host;
         *cold = "started";
         store_counter_incr("starts_total", 1);
         return resumed(c, &awake, e);
@@ -522,8 +571,7 @@ static int create_compute(const project_spec *spec, bool attach, create_result *
                           op_error *e)
 {
     compute_rec c;
-    char token[65], err[512] = "";
-    proc_ident id = {0};
+    char token[65], err[512] = "", e2[256];
 
     if (!backend_up(e))
         return -1;
@@ -533,19 +581,14 @@ static int create_compute(const project_spec *spec, bool attach, create_result *
     snprintf(out->admin_user, sizeof(out->admin_user), "admin");
     if (random_alnum(out->admin_password, 24) < 0)
         goto fail;
-    if (be->create(&c, token, err, sizeof(err)) < 0 || be->start(&c, &id, spawned, err, sizeof(err)) < 0)
+    if (be->create(&c, token, err, sizeof(err)) < 0 || start_server(&c, err, sizeof(err)) < 0)
         goto fail;
-    c.pid = id.pid;
-    c.pid_start = id.pid_start;
-    if (id.host[0])
-        snprintf(c.host, sizeof(c.host), "%s", id.host);
     /* the project's own administrator; its password is returned once and
      * stored nowhere but in the compute (as MariaDB's hash) */
     if (grant_owner(&c, out->admin_user, out->admin_password, spec->id, err, sizeof(err)) < 0)
         goto fail;
     {
-        compute_update u = {.set = U_PID | U_HOST, .pid = id.pid, .pid_start = id.pid_start,
-                            .host = id.host};
+        compute_update u = {.set = U_INSTANCE | U_HOST, .instance = c.instance, .host = c.host};
         int rc = move(&c, TR_CREATED, &u);
         if (rc != 1) {
             snprintf(err, sizeof(err), "%s", rc < 0 ? "state store unavailable"
@@ -560,8 +603,8 @@ static int create_compute(const project_spec *spec, bool attach, create_result *
 fail:
     memset(token, 0, sizeof(token));
     log_error("compute %s: creation failed: %s", c.id, err);
-    if (c.pid > 0)
-        be->stop(&c, err, sizeof(err));
+    if (c.instance[0])
+        be->stop(&c, e2, sizeof(e2));
     {
         compute_update u = {.set = U_ERROR, .error = err};
         move(&c, TR_CREATE_FAILED, &u);
@@ -661,6 +704,11 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
     bool from_frozen;
     int rc;
 
+    if (mode == MODE_FROZEN && !be->can_freeze) {
+        set_err(e, ERR_INVALID, "invalid_field",
+                "the %s backend has no freeze tier: suspend with \"mode\": \"stop\"", be->name);
+        return -1;
+    }
     if (lifecycle_load(cid, &c, e) < 0)
         return -1;
     from_frozen = c.state == ST_SUSPENDED && c.mode == MODE_FROZEN && mode == MODE_STOPPED;
@@ -768,15 +816,15 @@ bool lifecycle_supervise(const compute_rec *c)
         reconcile_one(&copy);
         return true;
     }
-    if (c->state == ST_RUNNING && be->status(c) == PROC_DEAD) {
+    if (c->state == ST_RUNNING && inst_status(c) == INST_GONE) {
         compute_update u = {.set = U_MODE | U_ERROR, .mode = MODE_STOPPED,
                             .error = "server exited unexpectedly"};
-        log_warn("compute %s: mariadbd (pid %d) died", c->id, c->pid);
+        log_warn("compute %s: its server (%s) is gone", c->id, c->instance);
         if (move(c, TR_CRASHED, &u) == 1)
             store_counter_incr("crashes_total", 1);
         return true;
     }
-    if (c->state == ST_SUSPENDED && c->mode == MODE_FROZEN && be->status(c) == PROC_DEAD) {
+    if (c->state == ST_SUSPENDED && c->mode == MODE_FROZEN && inst_status(c) == INST_GONE) {
         compute_update u = {.set = U_MODE, .mode = MODE_STOPPED};
         move(c, TR_FROZEN_DIED, &u);
         return true;
@@ -784,29 +832,13 @@ bool lifecycle_supervise(const compute_rec *c)
     return false;
 }
 
-/* A server found alive may still be starting (its controller died while
- * waiting for it): give it the start timeout to become ready. */
-static int wait_ready(const compute_rec *c)
-{
-    int64_t end = mono_ms() + cfg->start_timeout_ms;
-
-    while (be->status(c) != PROC_DEAD) {
-        if (be->ready(c) == 0)
-            return 0;
-        if (mono_ms() > end)
-            break;
-        usleep(10000);
-    }
-    return -1;
-}
-
 static void reconcile_one(compute_rec *c)
 {
     char err[512];
-    proc_status st = c->pid > 0 ? be->status(c) : PROC_DEAD;
+    inst_state st = inst_status(c);
     op_error e = {0};
 
-    if (st == PROC_UNKNOWN) {
+    if (st == INST_UNKNOWN) {
         /* nothing to conclude while the engine cannot be asked: supervision
          * settles the compute once it answers */
         log_warn("compute %s: backend cannot tell its state now, left %s", c->id,
@@ -817,7 +849,7 @@ static void reconcile_one(compute_rec *c)
     case ST_CREATING: {
         /* the admin password was never handed out: the compute is unusable */
         compute_update u = {.set = U_ERROR, .error = "controller stopped during creation"};
-        if (st != PROC_DEAD)
+        if (st != INST_GONE)
             be->stop(c, err, sizeof(err));
         move(c, TR_CREATE_FAILED, &u);
         break;
@@ -825,25 +857,27 @@ static void reconcile_one(compute_rec *c)
     case ST_RUNNING:
     case ST_RESUMING:
     case ST_SUSPENDING: {
-        if (st == PROC_FROZEN)
+        /* a server found alive may still be starting (its controller died
+         * while waiting for it): it gets the start timeout to serve */
+        if (st == INST_FROZEN && be->thaw)
             be->thaw(c, err, sizeof(err));
-        if (st != PROC_DEAD && wait_ready(c) == 0) {
+        if (st != INST_GONE && await_ready(c, err, sizeof(err)) == 0) {
             compute_update u = {.set = U_MODE | U_WAKE, .mode = MODE_NONE,
                                 .wake_requested_ms = 0};
             if (c->state != ST_RUNNING)
                 move(c, TR_ADOPTED, &u);
-            log_info("compute %s: adopted running mariadbd pid %d", c->id, c->pid);
+            log_info("compute %s: adopted its running server (%s)", c->id, c->instance);
         } else {
             compute_update u = {.set = U_MODE | U_ERROR, .mode = MODE_STOPPED,
                                 .error = "not running at controller start"};
-            if (st != PROC_DEAD)
+            if (st != INST_GONE)
                 be->stop(c, err, sizeof(err));
             move(c, TR_FOUND_STOPPED, &u);
         }
         break;
     }
     case ST_SUSPENDED:
-        if (c->mode == MODE_FROZEN && st == PROC_DEAD) {
+        if (c->mode == MODE_FROZEN && st == INST_GONE) {
             compute_update u = {.set = U_MODE, .mode = MODE_STOPPED};
             move(c, TR_FROZEN_DIED, &u);
         }
@@ -863,13 +897,15 @@ static void stray_instance(const char *cid, void *arg)
 {
     compute_rec c;
     char err[256];
+    inst_state st;
 
     (void)arg;
     if (store_compute_get(cid, &c) != 1)
         return;
     memset(&c, 0, sizeof(c));
     snprintf(c.id, sizeof(c.id), "%s", cid);
-    if (be->status(&c) == PROC_RUNNING || be->status(&c) == PROC_FROZEN) {
+    st = be->status(&c, NULL);
+    if (st == INST_RUNNING || st == INST_FROZEN || st == INST_STARTING) {
         log_warn("compute %s: instance found that the store does not know; stopping it "
                  "(its data is kept)", cid);
         be->stop(&c, err, sizeof(err));

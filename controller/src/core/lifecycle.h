@@ -67,6 +67,8 @@ int lifecycle_resize(const char *cid, int cu, op_error *e);
 /* The backend can act now (false: why, e.g. its engine is unreachable). */
 bool lifecycle_backend_available(char *why, size_t len);
 const char *lifecycle_backend_name(void);
+/* false: the backend has no freeze tier (suspends always stop). */
+bool lifecycle_can_freeze(void);
 /* Settles a compute whose server died (running -> suspended) or that an
  * actor left half-way through a transition.  true: changed it. */
 bool lifecycle_supervise(const compute_rec *c);

@@ -5,6 +5,8 @@
  *     cache TTL and must not hold up the others),
  *   - deepens frozen computes to stopped after the idle timeout,
  *   - closes metering intervals that ran for meter_interval_s.
+ * A backend with a watch of its own (backend.h) also tells it, between
+ * ticks, which computes' instances changed: those are supervised at once.
  * It keeps nothing of its own between ticks: all it needs is in Redis. */
 #include "core/scheduler.h"
 
@@ -13,9 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <time.h>
 
-#include "billing/billing.h"
 #include "util/ids.h"
 #include "core/lifecycle.h"
 #include "util/log.h"
@@ -23,6 +24,15 @@
 static const config *cfg;
 static pthread_t thread;
 static atomic_bool stopping;
+
+/* Computes the backend's watch said changed, until the scheduler looks;
+ * past the table's size a full tick does it. */
+#define MAX_CHANGED 64
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
+static char changed_ids[MAX_CHANGED][96];
+static int nchanged;
+static bool changed_overflow;
 
 typedef struct {
     char cid[96];
@@ -95,10 +105,75 @@ static void consider(const compute_rec *c)
      * just woken gets its full idle time for the client to log in */
     idle_ms = now_ms() - (c->last_activity_ms > c->state_since_ms ? c->last_activity_ms
                                                                    : c->state_since_ms);
-    if (p.freeze_after_s > 0 && idle_ms >= (long long)p.freeze_after_s * 1000)
-        drain(c, MODE_FROZEN);
-    else if (p.freeze_after_s == 0 && idle_ms >= (long long)p.idle_timeout_s * 1000)
+    if (p.freeze_after_s > 0 && lifecycle_can_freeze()) {
+        if (idle_ms >= (long long)p.freeze_after_s * 1000)
+            drain(c, MODE_FROZEN);
+    } else if (idle_ms >= (long long)p.idle_timeout_s * 1000) {
         drain(c, MODE_STOPPED);
+    }
+}
+
+/* The backend's watch (its own thread): remember, wake the scheduler. */
+static void instance_changed(const char *cid)
+{
+    pthread_mutex_lock(&wake_mu);
+    for (int i = 0; i < nchanged; i++)
+        if (strcmp(changed_ids[i], cid) == 0)
+            goto out;
+    if (nchanged < MAX_CHANGED)
+        snprintf(changed_ids[nchanged++], sizeof(changed_ids[0]), "%s", cid);
+    else
+        changed_overflow = true;
+out:
+    pthread_cond_signal(&wake_cv);
+    pthread_mutex_unlock(&wake_mu);
+}
+
+/* Supervises the computes the watch named; true if it asks for a full tick. */
+static bool supervise_changed(void)
+{
+    char ids[MAX_CHANGED][96];
+    int n;
+    bool full;
+
+    pthread_mutex_lock(&wake_mu);
+    n = nchanged;
+    memcpy(ids, changed_ids, sizeof(ids[0]) * (size_t)n);
+    full = changed_overflow;
+    nchanged = 0;
+    changed_overflow = false;
+    pthread_mutex_unlock(&wake_mu);
+    for (int i = 0; i < n; i++) {
+        compute_rec c;
+        if (store_compute_get(ids[i], &c) == 0)
+            lifecycle_supervise(&c);
+    }
+    return full;
+}
+
+/* Waits until the next tick is due, supervising what the watch reports
+ * meanwhile. */
+static void wait_tick(int64_t due)
+{
+    for (;;) {
+        int64_t left = due - mono_ms();
+        struct timespec ts;
+
+        if (atomic_load(&stopping) || left <= 0)
+            return;
+        if (left > 50)
+            left = 50;   /* stopping is looked at this often */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)left * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&wake_mu);
+        if (nchanged == 0 && !changed_overflow)
+            pthread_cond_timedwait(&wake_cv, &wake_mu, &ts);
+        pthread_mutex_unlock(&wake_mu);
+        if (supervise_changed())
+            return;
+    }
 }
 
 /* One pass over the computes: each is read once per tick. */
@@ -125,21 +200,22 @@ static void *scheduler_main(void *arg)
     while (!atomic_load(&stopping)) {
         int64_t t0 = mono_ms();
         tick();
-        billing_tick();
-        int64_t left = cfg->scheduler_interval_ms - (mono_ms() - t0);
-        while (left > 0 && !atomic_load(&stopping)) {
-            usleep((useconds_t)(left > 50 ? 50 : left) * 1000);
-            left -= 50;
-        }
+        wait_tick(t0 + cfg->scheduler_interval_ms);
     }
     return NULL;
 }
 
 int scheduler_start(const config *c)
 {
+    const backend *be = lifecycle_backend();
+
     cfg = c;
     atomic_store(&stopping, false);
-    return pthread_create(&thread, NULL, scheduler_main, NULL);
+    if (pthread_create(&thread, NULL, scheduler_main, NULL) != 0)
+        return -1;
+    if (be->watch && be->watch(instance_changed) < 0)
+        log_warn("backend %s: no watch; crashes are noticed at the scheduler's tick", be->name);
+    return 0;
 }
 
 void scheduler_stop(void)

@@ -9,6 +9,7 @@
 #include "store/store.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 static long long field_ll(const char *v)
 {
@@ -38,14 +39,21 @@ static int hgetall(const char *key, void (*fn)(void *, const char *, const char 
     return rc;
 }
 
+/* A record being read: the compute, and the fields records written before
+ * the instance field have in its place. */
+typedef struct {
+    compute_rec *c;
+    long long pid, pid_start;
+} compute_read;
+
 static void compute_field(void *arg, const char *k, const char *v)
 {
-    compute_rec *c = arg;
+    compute_read *rd = arg;
+    compute_rec *c = rd->c;
     static const struct {
         const char *name;
         size_t off;
     } ll[] = {
-        {"pid_start", offsetof(compute_rec, pid_start)},
         {"gen", offsetof(compute_rec, gen)},
         {"state_since_ms", offsetof(compute_rec, state_since_ms)},
         {"last_activity_ms", offsetof(compute_rec, last_activity_ms)},
@@ -70,7 +78,9 @@ static void compute_field(void *arg, const char *k, const char *v)
     else if (strcmp(k, "mode") == 0) c->mode = mode_parse(v);
     else if (strcmp(k, "host") == 0) copy(c->host, sizeof(c->host), v);
     else if (strcmp(k, "port") == 0) c->port = (int)field_ll(v);
-    else if (strcmp(k, "pid") == 0) c->pid = (int)field_ll(v);
+    else if (strcmp(k, "instance") == 0) copy(c->instance, sizeof(c->instance), v);
+    else if (strcmp(k, "pid") == 0) rd->pid = field_ll(v);
+    else if (strcmp(k, "pid_start") == 0) rd->pid_start = field_ll(v);
     else if (strcmp(k, "size_cu") == 0) c->size_cu = (int)field_ll(v);
     else if (strcmp(k, "token_hash") == 0) copy(c->token_hash, sizeof(c->token_hash), v);
     else if (strcmp(k, "error") == 0) copy(c->error, sizeof(c->error), v);
@@ -83,13 +93,21 @@ static void compute_field(void *arg, const char *k, const char *v)
 int store_compute_get(const char *cid, compute_rec *out)
 {
     char key[160];
+    compute_read rd = {out, 0, 0};
 
     /* build the key first: cid may point into *out */
     store_key(key, sizeof(key), K_COMPUTE, cid);
+    int rc;
+
     memset(out, 0, sizeof(*out));
     out->state = ST_UNKNOWN;
     out->storage_bytes = -1;
-    return hgetall(key, compute_field, out);
+    rc = hgetall(key, compute_field, &rd);
+    /* a record of a controller before the instance field: its server was
+     * a local process, named by pid and start time */
+    if (rc == 0 && out->instance[0] == '\0' && rd.pid > 0)
+        proc_instance(out->instance, sizeof(out->instance), (int)rd.pid, rd.pid_start);
+    return rc;
 }
 
 static void project_field(void *arg, const char *k, const char *v)
@@ -191,7 +209,7 @@ static const char *meter_name(meter_op m)
 /* The field/value pairs of an update ("" deletes a field), into argv; the
  * values live in vals.  Returns the number of strings added. */
 typedef struct {
-    char wake[24], pid[16], pid_start[24], size[16], activity[24];
+    char wake[24], size[16], activity[24];
 } update_vals;
 
 static int update_pairs(const compute_update *u, const char **argv, update_vals *v)
@@ -217,13 +235,14 @@ static int update_pairs(const compute_update *u, const char **argv, update_vals 
         argv[n++] = "host";
         argv[n++] = u->host;
     }
-    if (u->set & U_PID) {
-        snprintf(v->pid, sizeof(v->pid), "%d", u->pid);
-        snprintf(v->pid_start, sizeof(v->pid_start), "%lld", u->pid_start);
+    if (u->set & U_INSTANCE) {
+        argv[n++] = "instance";
+        argv[n++] = u->instance ? u->instance : "";
+        /* the fields it replaces (records before the instance field) */
         argv[n++] = "pid";
-        argv[n++] = v->pid;
+        argv[n++] = "";
         argv[n++] = "pid_start";
-        argv[n++] = v->pid_start;
+        argv[n++] = "";
     }
     if (u->set & U_NEW_SERVER) {
         /* A new server's plugin counts its reports from seq 1 again: forget

@@ -21,6 +21,30 @@
 
 #include "util/ids.h"
 
+void proc_instance(char *buf, size_t len, int pid, long long start)
+{
+    snprintf(buf, len, "%d:%lld", pid, start);
+}
+
+bool proc_instance_parse(const char *id, int *pid, long long *start)
+{
+    char *end;
+    long p;
+    long long st;
+
+    if (id == NULL || *id < '1' || *id > '9')
+        return false;
+    p = strtol(id, &end, 10);
+    if (*end != ':' || p <= 0 || p > 0x7fffffffL || end[1] < '0' || end[1] > '9')
+        return false;
+    st = strtoll(end + 1, &end, 10);
+    if (*end != '\0')
+        return false;
+    *pid = (int)p;
+    *start = st;
+    return true;
+}
+
 long long proc_start_time(int pid, char *state)
 {
     char path[64], buf[1024], *p;
@@ -55,6 +79,23 @@ long long proc_start_time(int pid, char *state)
     if (p)
         start = strtoll(p, NULL, 10);
     return start;
+}
+
+long long proc_start_ms(long long start)
+{
+    static long long boot_ms = -1;
+    char line[256];
+    FILE *f;
+
+    if (boot_ms < 0 && (f = fopen("/proc/stat", "r")) != NULL) {
+        while (fgets(line, sizeof(line), f))
+            if (strncmp(line, "btime ", 6) == 0)
+                boot_ms = strtoll(line + 6, NULL, 10) * 1000;
+        fclose(f);
+    }
+    if (boot_ms < 0 || start < 0)
+        return 0;
+    return boot_ms + start * 1000 / sysconf(_SC_CLK_TCK);
 }
 
 bool proc_same_alive(int pid, long long start)

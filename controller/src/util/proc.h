@@ -7,8 +7,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* A local process as a backend instance id: "<pid>:<start time>", the
+ * start time guarding against a reused pid. */
+void proc_instance(char *buf, size_t len, int pid, long long start);
+/* The pid and start time of such an id; false if it is not one. */
+bool proc_instance_parse(const char *id, int *pid, long long *start);
+
 /* Start time (jiffies since boot) and state letter of a pid; -1 if gone. */
 long long proc_start_time(int pid, char *state);
+/* That start time as Unix milliseconds (0 if unknown). */
+long long proc_start_ms(long long start);
 /* True while pid is the same live (non-zombie) process that started at start. */
 bool proc_same_alive(int pid, long long start);
 /* Waits up to timeout_ms for the process to end. 0 ended, -1 timeout. */
