@@ -9,35 +9,8 @@
 #include "store/store.h"
 #include "api/internal.h"
 #include "util/ids.h"
-#include "billing/metrics.h"
-
-
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        b->cap = b->cap * 2 + (size_t)n + 1024;
-        b->buf = realloc(b->buf, b->cap);
-        if (b->buf == NULL)
-            abort();
-    }
-}
+#include "billing/billing.h"
+#include "util/strbuf.h"
 
 /* The counters this exposition shows, fetched in one read. */
 static const char *const counter_names[] = {
@@ -56,14 +29,14 @@ static long long value(const long long *v, const char *name)
     return 0;
 }
 
-static void counter(sbuf *b, const long long *v, const char *name, const char *field,
+static void counter(strbuf *b, const long long *v, const char *name, const char *field,
                     const char *help)
 {
     sb_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %lld\n", name, help, name, name,
               value(v, field));
 }
 
-static void histogram(sbuf *b, const char *name, const char *hist, const char *help)
+static void histogram(strbuf *b, const char *name, const char *hist, const char *help)
 {
     store_hist h;
     long long cum = 0;
@@ -79,15 +52,13 @@ static void histogram(sbuf *b, const char *name, const char *hist, const char *h
     sb_printf(b, "%s_sum %.6f\n%s_count %lld\n", name, h.sum_ms / 1000.0, name, h.count);
 }
 
-static void computes(sbuf *b)
+static void computes(strbuf *b)
 {
     char **ids = store_compute_ids();
     int by_state[ST__COUNT] = {0};
-    sbuf per = {0};
+    strbuf per = {0};
     long long now = now_ms();
 
-    per.buf = malloc(per.cap = 4096);
-    per.buf[0] = '\0';
     for (char **id = ids; id && *id; id++) {
         compute_rec c;
         if (store_compute_get(*id, &c) != 0 || c.state < 0)
@@ -111,19 +82,18 @@ static void computes(sbuf *b)
                  "# HELP smdb_compute_queries_total Queries reported by the compute's plugin.\n"
                  "# TYPE smdb_compute_queries_total counter\n"
                  "# HELP smdb_compute_last_activity_age_seconds Time since the compute's last activity.\n"
-                 "# TYPE smdb_compute_last_activity_age_seconds gauge\n%s", per.buf);
-    free(per.buf);
+                 "# TYPE smdb_compute_last_activity_age_seconds gauge\n");
+    sb_add(b, sb_str(&per), per.len);
+    sb_free(&per);
 }
 
 void h_metrics(api_req *r)
 {
     long long h[NCOUNTERS];
-    sbuf b = {0};
+    strbuf b = {0};
 
     if (store_counters_get(counter_names, (int)NCOUNTERS, h) < 0)
         return api_error(r, 503, "store_unavailable", "state store unavailable");
-    b.buf = malloc(b.cap = 8192);
-    b.buf[0] = '\0';
     computes(&b);
     counter(&b, h, "smdb_wakes_total", "wakes_total", "Wake requests.");
     counter(&b, h, "smdb_wake_errors_total", "wake_errors_total", "Wake requests that failed.");
@@ -160,8 +130,13 @@ void h_metrics(api_req *r)
                   "# HELP smdb_api_slow_queued Slow requests waiting for a worker.\n"
                   "# TYPE smdb_api_slow_queued gauge\nsmdb_api_slow_queued %d\n",
               api_conn_open(), api_conn_refused(), api_work_queued());
-    metrics_billing(&b.buf, &b.len, &b.cap);
+    billing_metrics(&b);
+    if (b.failed) {
+        sb_free(&b);
+        return api_error(r, 500, "internal", "out of memory");
+    }
     r->status = 200;
-    r->out = b.buf;
+    free(r->out);
+    r->out = sb_take(&b);
     r->content_type = "text/plain; version=0.0.4";
 }

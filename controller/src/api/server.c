@@ -16,6 +16,7 @@
 #include "store/store.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/strbuf.h"
 
 #define MAX_BODY (256 * 1024)
 #define MAX_ARGS 4096         /* copied query arguments of a slow request */
@@ -27,8 +28,7 @@ static struct MHD_Daemon *daemon_;
  * lives across a suspension: the worker fills r, then resumes the
  * connection, and MHD calls on_request again to send what r holds. */
 typedef struct {
-    char *buf;                /* the body */
-    size_t len;
+    strbuf body;
     bool too_big;
     bool done;                /* a worker answered: send r */
     struct MHD_Connection *conn;
@@ -181,26 +181,18 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, api_req *r)
     return ret;
 }
 
-typedef struct {
-    char *buf;
-    size_t len;               /* not counting the final empty key */
-} argbuf;
-
+/* Appends "key\0value\0"; the buffer's terminator is the final empty key. */
 static enum MHD_Result copy_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                const char *value)
 {
-    argbuf *a = cls;
-    size_t kl = strlen(key), vl = value ? strlen(value) : 0, need = a->len + kl + vl + 3;
-    char *nb;
+    strbuf *a = cls;
+    size_t kl = strlen(key), vl = value ? strlen(value) : 0;
 
     (void)kind;
-    if (need > MAX_ARGS || (nb = realloc(a->buf, need)) == NULL)
+    if (a->len + kl + vl + 3 > MAX_ARGS)
         return MHD_NO;
-    memcpy(nb + a->len, key, kl + 1);
-    memcpy(nb + a->len + kl + 1, value ? value : "", vl + 1);
-    a->len += kl + vl + 2;
-    nb[a->len] = '\0';
-    a->buf = nb;
+    sb_add(a, key, kl + 1);
+    sb_add(a, value ? value : "", vl + 1);
     return MHD_YES;
 }
 
@@ -209,12 +201,11 @@ static enum MHD_Result copy_arg(void *cls, enum MHD_ValueKind kind, const char *
 static int detach(api_req *r)
 {
     const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
-    argbuf a = {calloc(1, 1), 0};
+    strbuf a = {0};
 
-    if (a.buf == NULL)
-        return -1;
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, copy_arg, &a);
-    r->args = a.buf;
+    if ((r->args = sb_take(&a)) == NULL)
+        return -1;
     if (auth && (r->auth = strdup(auth)) == NULL)
         return -1;
     r->conn = NULL;
@@ -284,17 +275,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (ctx->done)              /* resumed after a worker answered */
         return answer(conn, ctx);
     if (*upload_size > 0) {
-        if (ctx->len + *upload_size > MAX_BODY) {
+        if (ctx->body.len + *upload_size > MAX_BODY)
             ctx->too_big = true;
-        } else {
-            char *nb = realloc(ctx->buf, ctx->len + *upload_size + 1);
-            if (nb == NULL)
-                return MHD_NO;
-            ctx->buf = nb;
-            memcpy(ctx->buf + ctx->len, upload_data, *upload_size);
-            ctx->len += *upload_size;
-            ctx->buf[ctx->len] = '\0';
-        }
+        else if (!sb_add(&ctx->body, upload_data, *upload_size))
+            return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }
@@ -303,8 +287,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->conn = conn;
     r->method = method;
     r->url = url;
-    r->body = ctx->buf;
-    r->body_len = ctx->len;
+    r->body = ctx->body.buf;
+    r->body_len = ctx->body.len;
     r->status = 500;
     ctx->conn = conn;
     if (ctx->too_big)
@@ -325,7 +309,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     (void)toe;
     if (ctx) {
-        free(ctx->buf);
+        sb_free(&ctx->body);
         free(ctx->r.out);
         free(ctx->r.args);
         free(ctx->r.auth);

@@ -15,6 +15,7 @@
 #include "billing/usage.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/strbuf.h"
 
 #define DEFAULT_RANGE_MS (30LL * 86400 * 1000)
 #define MAX_RANGE_MS (366LL * 86400 * 1000)
@@ -127,34 +128,9 @@ static json_t *open_intervals(const project_rec *p)
     return arr;
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    bool oom;
-} text;
-
-static void add(text *t, const char *s, size_t n)
-{
-    if (t->oom)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = (t->len + n + 1) * 2;
-        char *nb = realloc(t->buf, cap);
-        if (nb == NULL) {
-            t->oom = true;
-            return;
-        }
-        t->buf = nb;
-        t->cap = cap;
-    }
-    memcpy(t->buf + t->len, s, n);
-    t->len += n;
-    t->buf[t->len] = '\0';
-}
-
 /* The stored event as it is, with its share of the range added: the text
  * is copied, not re-serialised (a busy month is ~40,000 events). */
-static void add_item(text *t, const char *ev, size_t n, double frac)
+static void add_item(strbuf *t, const char *ev, size_t n, double frac)
 {
     char tail[48];
 
@@ -163,10 +139,10 @@ static void add_item(text *t, const char *ev, size_t n, double frac)
     if (n == 0)
         return;
     if (t->len > 1)
-        add(t, ",", 1);
-    add(t, ev, n - 1);
+        sb_add(t, ",", 1);
+    sb_add(t, ev, n - 1);
     snprintf(tail, sizeof(tail), ",\"fraction\":%.17g}", frac);
-    add(t, tail, strlen(tail));
+    sb_add(t, tail, strlen(tail));
 }
 
 typedef struct {
@@ -202,7 +178,7 @@ typedef struct {
     int64_t from, to;
     bool detail;
     usage_totals *tot;
-    text *items;
+    strbuf *items;
 } event_walk;
 
 static void add_event(const char *ev, size_t n, void *arg)
@@ -233,7 +209,7 @@ void h_usage(api_req *r, const char *id)
     project_rec p;
     char tf[32], tt[32], *head;
     usage_totals tot = {0};
-    text items = {0}, out = {0};
+    strbuf items = {0}, out = {0};
     event_walk w = {0, 0, false, &tot, &items};
     json_t *doc;
 
@@ -247,18 +223,18 @@ void h_usage(api_req *r, const char *id)
     w.from = from;
     w.to = to;
     w.detail = detail;
-    add(&items, "[", 1);
+    sb_add(&items, "[", 1);
     if (store_usage_events(id, USAGE_SCAN_FROM(from), to, add_event, &w) < 0) {
-        free(items.buf);
+        sb_free(&items);
         return api_error(r, 503, "store_unavailable", "state store unavailable");
     }
-    add(&items, "]", 1);
+    sb_add(&items, "]", 1);
     if (add_buckets(id, from, to, &tot) < 0) {
-        free(items.buf);
+        sb_free(&items);
         return api_error(r, 503, "store_unavailable", "state store unavailable");
     }
     if (tot.overflow) {
-        free(items.buf);
+        sb_free(&items);
         return api_error(r, 500, "overflow", "a usage total exceeds 64 bits");
     }
 
@@ -274,27 +250,27 @@ void h_usage(api_req *r, const char *id)
                     open_intervals(&p));
     head = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
-    if (head == NULL || items.oom) {
+    if (head == NULL || items.failed) {
         free(head);
-        free(items.buf);
+        sb_free(&items);
         return api_error(r, 500, "internal", "out of memory");
     }
     /* {...head...,"intervals":[...]} */
-    add(&out, head, strlen(head) - 1);
+    sb_add(&out, head, strlen(head) - 1);
     if (detail) {
         static const char key[] = ",\"intervals\":";
-        add(&out, key, sizeof(key) - 1);
-        add(&out, items.buf, items.len);
+        sb_add(&out, key, sizeof(key) - 1);
+        sb_add(&out, sb_str(&items), items.len);
     }
-    add(&out, "}", 1);
+    sb_add(&out, "}", 1);
     free(head);
-    free(items.buf);
-    if (out.oom) {
-        free(out.buf);
+    sb_free(&items);
+    if (out.failed) {
+        sb_free(&out);
         return api_error(r, 500, "internal", "out of memory");
     }
     r->status = 200;
     free(r->out);
-    r->out = out.buf;
+    r->out = sb_take(&out);
     r->content_type = "application/json";
 }

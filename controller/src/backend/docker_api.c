@@ -7,11 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-    size_t max;
-} buf;
+#include "util/strbuf.h"
 
 /* replies are bounded: an inspect is a few kB, /system/df with many images
  * some hundred */
@@ -19,25 +15,7 @@ typedef struct {
 
 static size_t on_data(char *p, size_t sz, size_t n, void *arg)
 {
-    buf *b = arg;
-    size_t k = sz * n;
-
-    if (b->len + k + 1 > b->max)
-        return 0;
-    if (b->len + k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + k + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (d == NULL)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, k);
-    b->len += k;
-    b->data[b->len] = '\0';
-    return k;
+    return sb_add(arg, p, sz * n) ? sz * n : 0;
 }
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -48,7 +26,7 @@ static void init(void)
 }
 
 static int perform(const char *socket_path, const char *method, const char *path,
-                   const char *body, long timeout_ms, buf *b, long *status, char *err,
+                   const char *body, long timeout_ms, strbuf *b, long *status, char *err,
                    size_t errlen)
 {
     char url[1024];
@@ -95,7 +73,7 @@ static int perform(const char *socket_path, const char *method, const char *path
 int dk_call(const char *socket_path, const char *method, const char *path, json_t *body,
             long timeout_ms, dk_reply *out)
 {
-    buf b = {NULL, 0, 0, REPLY_MAX};
+    strbuf b = {.max = REPLY_MAX};
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     int rc;
 
@@ -104,7 +82,7 @@ int dk_call(const char *socket_path, const char *method, const char *path, json_
                  sizeof(out->err));
     free(text);
     if (rc == 0 && b.len) {
-        out->body = json_loadb(b.data, b.len, 0, NULL);
+        out->body = json_loadb(b.buf, b.len, 0, NULL);
         json_t *m = out->body ? json_object_get(out->body, "message") : NULL;
         if (out->status >= 300 && json_is_string(m))
             snprintf(out->err, sizeof(out->err), "%s", json_string_value(m));
@@ -112,23 +90,21 @@ int dk_call(const char *socket_path, const char *method, const char *path, json_
     if (rc == 0 && out->status >= 300 && !out->err[0])
         snprintf(out->err, sizeof(out->err), "docker engine: HTTP %ld on %s %s", out->status,
                  method, path);
-    free(b.data);
+    sb_free(&b);
     return rc;
 }
 
 char *dk_call_raw(const char *socket_path, const char *path, long timeout_ms, long *status)
 {
-    buf b = {NULL, 0, 0, 1u << 20};
+    strbuf b = {.max = 1u << 20};
     char err[256];
 
     *status = 0;
     if (perform(socket_path, "GET", path, NULL, timeout_ms, &b, status, err, sizeof(err)) < 0) {
-        free(b.data);
+        sb_free(&b);
         return NULL;
     }
-    if (b.data == NULL)
-        b.data = calloc(1, 1);
-    return b.data;
+    return sb_take(&b);
 }
 
 void dk_reply_free(dk_reply *r)

@@ -34,6 +34,7 @@
 #include "util/log.h"
 #include "util/proc.h"
 #include "util/sql.h"
+#include "util/strbuf.h"
 
 static const config *cfg;
 static pthread_mutex_t template_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -308,14 +309,11 @@ fail:
     return -1;
 }
 
-/* Replaces every @NAME@ of tpl by its value. */
+/* Replaces every @NAME@ of tpl by its value. NULL if out of memory. */
 static char *render(const char *tpl, const char *const *vars)
 {
-    size_t cap = strlen(tpl) + 4096, len = 0;
-    char *out = malloc(cap);
+    strbuf out = {0};
 
-    if (out == NULL)
-        return NULL;
     for (const char *p = tpl; *p;) {
         const char *val = NULL;
         size_t nl = 0;
@@ -328,32 +326,13 @@ static char *render(const char *tpl, const char *const *vars)
                 }
             }
         if (val) {
-            size_t vl = strlen(val);
-            if (len + vl + 1 >= cap) {
-                char *n = realloc(out, cap = cap * 2 + vl);
-                if (n == NULL) {
-                    free(out);
-                    return NULL;
-                }
-                out = n;
-            }
-            memcpy(out + len, val, vl);
-            len += vl;
+            sb_puts(&out, val);
             p += nl + 2;
         } else {
-            if (len + 2 >= cap) {
-                char *n = realloc(out, cap *= 2);
-                if (n == NULL) {
-                    free(out);
-                    return NULL;
-                }
-                out = n;
-            }
-            out[len++] = *p++;
+            sb_add(&out, p++, 1);
         }
     }
-    out[len] = '\0';
-    return out;
+    return sb_take(&out);
 }
 
 /* The [mariadbd] lines that load plugins: every allow-listed one (so that,

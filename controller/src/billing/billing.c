@@ -12,7 +12,7 @@
 #include "billing/private.h"
 #include "util/ids.h"
 #include "util/log.h"
-#include "billing/metrics.h"
+#include "util/strbuf.h"
 
 static const config *cfg;
 static bool sampler_on, listener_on, exporter_on;
@@ -55,34 +55,7 @@ void billing_stop(void)
 
 /* --- /metrics ------------------------------------------------------------ */
 
-typedef struct {
-    char **buf;
-    size_t *len, *cap;
-} out;
-
-static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(out *o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(*o->buf + *o->len, *o->cap - *o->len, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && *o->len + (size_t)n < *o->cap) {
-            *o->len += (size_t)n;
-            return;
-        }
-        *o->cap = *o->cap * 2 + (size_t)n + 1024;
-        *o->buf = realloc(*o->buf, *o->cap);
-        if (*o->buf == NULL)
-            abort();
-    }
-}
-
-void metrics_billing(char **buf, size_t *len, size_t *cap)
+void billing_metrics(strbuf *o)
 {
     static const char *const fields[] = {
         "billing_events_exported_total", "billing_export_failures_total",
@@ -97,7 +70,6 @@ void metrics_billing(char **buf, size_t *len, size_t *cap)
     long long v[N] = {0}, waiting;
     int64_t oldest;
     double lag = 0;
-    out o = {buf, len, cap};
 
     if (store_counters_get(fields, N, v) < 0)
         memset(v, 0, sizeof(v));
@@ -110,50 +82,50 @@ void metrics_billing(char **buf, size_t *len, size_t *cap)
             lag = 0;
     }
 
-    put(&o, "# HELP smdb_billing_export_lag_seconds Age of the oldest usage event not yet in the ledger.\n"
-            "# TYPE smdb_billing_export_lag_seconds gauge\nsmdb_billing_export_lag_seconds %.3f\n",
+    sb_printf(o, "# HELP smdb_billing_export_lag_seconds Age of the oldest usage event not yet in the ledger.\n"
+                 "# TYPE smdb_billing_export_lag_seconds gauge\nsmdb_billing_export_lag_seconds %.3f\n",
         lag);
-    put(&o, "# HELP smdb_billing_events_waiting Usage events waiting for the ledger.\n"
-            "# TYPE smdb_billing_events_waiting gauge\nsmdb_billing_events_waiting %lld\n",
+    sb_printf(o, "# HELP smdb_billing_events_waiting Usage events waiting for the ledger.\n"
+                 "# TYPE smdb_billing_events_waiting gauge\nsmdb_billing_events_waiting %lld\n",
         waiting);
-    put(&o, "# HELP smdb_billing_ledger_up 1 if the last export reached PostgreSQL, 0 if it failed, -1 without a ledger.\n"
-            "# TYPE smdb_billing_ledger_up gauge\nsmdb_billing_ledger_up %d\n",
+    sb_printf(o, "# HELP smdb_billing_ledger_up 1 if the last export reached PostgreSQL, 0 if it failed, -1 without a ledger.\n"
+                 "# TYPE smdb_billing_ledger_up gauge\nsmdb_billing_ledger_up %d\n",
         exporter_on && cfg->pg_conninfo[0] ? exporter_ledger_up() : -1);
-    put(&o, "# HELP smdb_billing_events_exported_total Usage events committed to the ledger.\n"
-            "# TYPE smdb_billing_events_exported_total counter\nsmdb_billing_events_exported_total %lld\n",
+    sb_printf(o, "# HELP smdb_billing_events_exported_total Usage events committed to the ledger.\n"
+                 "# TYPE smdb_billing_events_exported_total counter\nsmdb_billing_events_exported_total %lld\n",
         v[0]);
-    put(&o, "# HELP smdb_billing_export_failures_total Failed attempts to reach or write the ledger.\n"
-            "# TYPE smdb_billing_export_failures_total counter\nsmdb_billing_export_failures_total %lld\n",
+    sb_printf(o, "# HELP smdb_billing_export_failures_total Failed attempts to reach or write the ledger.\n"
+                 "# TYPE smdb_billing_export_failures_total counter\nsmdb_billing_export_failures_total %lld\n",
         v[1]);
-    put(&o, "# HELP smdb_billing_export_duplicates_total Exported events the ledger already had (re-exports after a crash).\n"
-            "# TYPE smdb_billing_export_duplicates_total counter\nsmdb_billing_export_duplicates_total %lld\n",
+    sb_printf(o, "# HELP smdb_billing_export_duplicates_total Exported events the ledger already had (re-exports after a crash).\n"
+                 "# TYPE smdb_billing_export_duplicates_total counter\nsmdb_billing_export_duplicates_total %lld\n",
         v[2]);
-    put(&o, "# HELP smdb_billing_events_rejected_total Events the ledger refused, kept in export:rejected.\n"
-            "# TYPE smdb_billing_events_rejected_total counter\nsmdb_billing_events_rejected_total %lld\n",
+    sb_printf(o, "# HELP smdb_billing_events_rejected_total Events the ledger refused, kept in export:rejected.\n"
+                 "# TYPE smdb_billing_events_rejected_total counter\nsmdb_billing_events_rejected_total %lld\n",
         v[3]);
-    put(&o, "# HELP smdb_billing_storage_samples_total Datadir size samples.\n"
-            "# TYPE smdb_billing_storage_samples_total counter\nsmdb_billing_storage_samples_total %lld\n"
-            "# HELP smdb_billing_storage_sample_failures_total Datadir sizes that could not be measured.\n"
-            "# TYPE smdb_billing_storage_sample_failures_total counter\n"
-            "smdb_billing_storage_sample_failures_total %lld\n",
+    sb_printf(o, "# HELP smdb_billing_storage_samples_total Datadir size samples.\n"
+                 "# TYPE smdb_billing_storage_samples_total counter\nsmdb_billing_storage_samples_total %lld\n"
+                 "# HELP smdb_billing_storage_sample_failures_total Datadir sizes that could not be measured.\n"
+                 "# TYPE smdb_billing_storage_sample_failures_total counter\n"
+                 "smdb_billing_storage_sample_failures_total %lld\n",
         v[4], v[5]);
-    put(&o, "# HELP smdb_billing_transfer_lines_total nginx transfer records by outcome.\n"
-            "# TYPE smdb_billing_transfer_lines_total counter\n"
-            "smdb_billing_transfer_lines_total{result=\"recorded\"} %lld\n"
-            "smdb_billing_transfer_lines_total{result=\"duplicate\"} %lld\n"
-            "smdb_billing_transfer_lines_total{result=\"malformed\"} %lld\n"
-            "smdb_billing_transfer_lines_total{result=\"unrouted\"} %lld\n"
-            "smdb_billing_transfer_lines_total{result=\"lost\"} %lld\n"
-            "smdb_billing_transfer_lines_total{result=\"stale\"} %lld\n"
-            "smdb_billing_transfer_lines_total{result=\"unauthenticated\"} %lld\n",
+    sb_printf(o, "# HELP smdb_billing_transfer_lines_total nginx transfer records by outcome.\n"
+                 "# TYPE smdb_billing_transfer_lines_total counter\n"
+                 "smdb_billing_transfer_lines_total{result=\"recorded\"} %lld\n"
+                 "smdb_billing_transfer_lines_total{result=\"duplicate\"} %lld\n"
+                 "smdb_billing_transfer_lines_total{result=\"malformed\"} %lld\n"
+                 "smdb_billing_transfer_lines_total{result=\"unrouted\"} %lld\n"
+                 "smdb_billing_transfer_lines_total{result=\"lost\"} %lld\n"
+                 "smdb_billing_transfer_lines_total{result=\"stale\"} %lld\n"
+                 "smdb_billing_transfer_lines_total{result=\"unauthenticated\"} %lld\n",
         v[6], v[7], v[8], v[9], v[10], v[11], v[12]);
-    put(&o, "# HELP smdb_billing_events_expired_total Events retired unexported after usage_retention_s (no ledger).\n"
-            "# TYPE smdb_billing_events_expired_total counter\nsmdb_billing_events_expired_total %lld\n"
-            "# HELP smdb_billing_usage_fold_refused_total Retired events kept per event: out of bounds for the hourly sums.\n"
-            "# TYPE smdb_billing_usage_fold_refused_total counter\nsmdb_billing_usage_fold_refused_total %lld\n",
+    sb_printf(o, "# HELP smdb_billing_events_expired_total Events retired unexported after usage_retention_s (no ledger).\n"
+                 "# TYPE smdb_billing_events_expired_total counter\nsmdb_billing_events_expired_total %lld\n"
+                 "# HELP smdb_billing_usage_fold_refused_total Retired events kept per event: out of bounds for the hourly sums.\n"
+                 "# TYPE smdb_billing_usage_fold_refused_total counter\nsmdb_billing_usage_fold_refused_total %lld\n",
         v[13], v[14]);
     if (listener_on && transfer_listener_drops() >= 0)
-        put(&o, "# HELP smdb_billing_syslog_drops Datagrams the kernel dropped on the transfer listener (full buffer).\n"
-                "# TYPE smdb_billing_syslog_drops gauge\nsmdb_billing_syslog_drops %lld\n",
-            transfer_listener_drops());
+        sb_printf(o, "# HELP smdb_billing_syslog_drops Datagrams the kernel dropped on the transfer listener (full buffer).\n"
+                     "# TYPE smdb_billing_syslog_drops gauge\nsmdb_billing_syslog_drops %lld\n",
+                 transfer_listener_drops());
 }

@@ -18,11 +18,14 @@
 
 #include "util/config.h"
 #include "backend/backend.h"
+#include "util/strbuf.h"
 
 /* Starts the billing threads (the exporter only with pg_conninfo, the
  * listener only with syslog_listen).  -1 if one cannot start (for example
  * syslog_listen's port is taken). */
 int billing_init(const config *cfg, const backend *be);
 void billing_stop(void);
+/* Billing's part of /metrics (Prometheus text), appended to o. */
+void billing_metrics(strbuf *o);
 
 #endif

@@ -29,6 +29,7 @@
 #include "billing/pg.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/strbuf.h"
 #include "store/store.h"
 
 #define BATCH 1000
@@ -126,27 +127,6 @@ static void close_ledger(void)
     conn = NULL;
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} strbuf;
-
-static bool sb_add(strbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *nb = realloc(b->buf, cap);
-        if (nb == NULL)
-            return false;
-        b->buf = nb;
-        b->cap = cap;
-    }
-    memcpy(b->buf + b->len, s, n);
-    b->len += n;
-    b->buf[b->len] = '\0';
-    return true;
-}
-
 /* An error in the data itself (SQLSTATE class 22 or 23), as opposed to the
  * connection or the server: retrying the same batch would fail forever. */
 static bool data_error(PGresult *r)
@@ -191,11 +171,11 @@ static int insert_one_by_one(char **keys, char **vals, int n, long long *inserte
             continue;
         if (!sb_add(&one, "[", 1) || !sb_add(&one, vals[i], strlen(vals[i])) ||
             !sb_add(&one, "]", 1)) {
-            free(one.buf);
+            sb_free(&one);
             return -1;
         }
         rc = insert(one.buf, err, sizeof(err));
-        free(one.buf);
+        sb_free(&one);
         if (rc == -1)
             return -1;
         if (rc == -2) {
@@ -272,7 +252,7 @@ static int export_batch(void)
         store_counter_incr("billing_export_duplicates_total", nev - inserted);
     rc = n;
 out:
-    free(json.buf);
+    sb_free(&json);
     store_batch_free(&b);
     return rc;
 }
