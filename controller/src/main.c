@@ -17,12 +17,12 @@
 #include "api/api.h"
 #include "backend/backend.h"
 #include "billing/billing.h"
-#include "util/config.h"
-#include "util/ids.h"
 #include "core/lifecycle.h"
-#include "util/log.h"
 #include "core/scheduler.h"
 #include "store/store.h"
+#include "util/config.h"
+#include "util/ids.h"
+#include "util/log.h"
 
 /* backend = <name> (config_validate knows the same names) */
 static const struct {

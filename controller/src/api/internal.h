@@ -1,5 +1,5 @@
-/* The API server below the router: who may connect (api_conn.c) and the
- * worker pool that runs slow requests off the epoll threads (api_work.c).
+/* The API server below the router: who may connect (conn.c) and the
+ * worker pool that runs slow requests off the epoll threads (work.c).
  * Rule: nothing here knows a route or a handler; server.c joins them. */
 #ifndef SMDB_API_INTERNAL_H
 #define SMDB_API_INTERNAL_H

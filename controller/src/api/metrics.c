@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "api/handlers.h"
-#include "store/store.h"
 #include "api/internal.h"
-#include "util/ids.h"
 #include "billing/billing.h"
+#include "store/store.h"
+#include "util/ids.h"
 #include "util/strbuf.h"
 
 /* The counters this exposition shows, fetched in one read. */

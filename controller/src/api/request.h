@@ -31,7 +31,7 @@ struct api_req {
     const char *hdr_names[6];
     char hdr_values[6][128];
     int nhdrs;
-    /* set by the router: run this on a worker (api.c) */
+    /* set by the router: run this on a worker (server.c) */
     api_handler slow;
     const char *slow_id;
     char *args;               /* worker: query arguments, "k\0v\0...\0" */

@@ -3,18 +3,18 @@
  * Served from Redis (the ledger is for billing systems, not for this API),
  * so it works without PostgreSQL and shows events the ledger has not
  * received yet: the events still in the project's usage index (exact
- * clipping), plus the hourly buckets of retired ones (billing_usage.h).
+ * clipping), plus the hourly buckets of retired ones (billing/usage.h).
  * docs/billing.md has the answer's shape and the clipping rule. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/handlers.h"
-#include "store/store.h"
-#include "util/rfc3339.h"
 #include "billing/usage.h"
+#include "store/store.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/rfc3339.h"
 #include "util/strbuf.h"
 
 #define DEFAULT_RANGE_MS (30LL * 86400 * 1000)

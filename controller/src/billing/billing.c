@@ -1,6 +1,6 @@
 /* Metering and billing: starting and stopping its threads, and its part of
  * /metrics.  Compute intervals are closed by the state transitions
- * themselves (store.c); see billing.h for where everything else lives. */
+ * themselves (the transition script); see billing.h for where everything else lives. */
 #include "billing/billing.h"
 
 #include <stdarg.h>
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/store.h"
 #include "billing/private.h"
+#include "store/store.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/strbuf.h"

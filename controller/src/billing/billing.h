@@ -1,5 +1,6 @@
 /* Metering and billing: usage API, storage sampling, transfer ingestion and
  * the exactly-once export of usage events to the PostgreSQL ledger.
+ * Rule of billing/: Redis through store/store.h only; no API, no lifecycle.
  * docs/billing.md has the rules; the pieces:
  *   store/records.c    compute intervals, inside every state transition
  *   store/usage.c      the Redis side of every event (Lua in store/scripts.c)

@@ -12,7 +12,7 @@
  * duplicates).  A crash before 2 loses nothing: the events are still
  * pending.  So every event reaches the ledger once, whatever dies when.
  *
- * PostgreSQL down or hanging: every call has a deadline (billing_pg.c), the
+ * PostgreSQL down or hanging: every call has a deadline (pg.c), the
  * events wait in Redis, the thread retries with backoff, and nothing else
  * in the controller notices. */
 #include "billing/private.h"
@@ -27,10 +27,10 @@
 #include <unistd.h>
 
 #include "billing/pg.h"
+#include "store/store.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/strbuf.h"
-#include "store/store.h"
 
 #define BATCH 1000
 #define CONNECT_TIMEOUT_MS 5000

@@ -5,17 +5,17 @@
 #include "backend/backend.h"
 #include "util/config.h"
 
-/* billing_storage.c: datadir sizes -> storage intervals */
+/* storage.c: datadir sizes -> storage intervals */
 int storage_sampler_start(const config *cfg, const backend *be);
 void storage_sampler_stop(void);
 
-/* billing_listener.c: nginx's syslog datagrams -> transfer events */
+/* transfer.c: nginx's syslog datagrams -> transfer events */
 int transfer_listener_start(const config *cfg);
 void transfer_listener_stop(void);
 /* Datagrams the kernel dropped on the listener's socket; -1 unknown. */
 long long transfer_listener_drops(void);
 
-/* billing_export.c: export:queue -> PostgreSQL ledger, then the events
+/* export.c: export:queue -> PostgreSQL ledger, then the events
  * are retired into hourly buckets; without pg_conninfo the same thread
  * retires events older than usage_retention_s instead. */
 int exporter_start(const config *cfg);

@@ -1,7 +1,7 @@
 /* The storage sampler thread: measures each compute's datadir every
  * storage_sample_s (and soon after it is suspended, when its size is final
  * for the whole sleep) and records the size in the compute's storage
- * interval (billing_events.c).  Measuring walks a directory tree, so it has
+ * interval (store_storage_sample).  Measuring walks a directory tree, so it has
  * its own thread: a slow disk delays sampling, never the scheduler.
  *
  * The schedule (when each compute is next due) is the only thing kept in

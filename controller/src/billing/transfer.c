@@ -1,5 +1,5 @@
 /* The transfer listener: nginx's stream access log, one datagram per
- * finished proxied session (billing_syslog.h has the nginx lines); each
+ * finished proxied session (transfer_line.h has the nginx lines); each
  * becomes a transfer event of its project.
  *
  * Who may bill: a record names a project and a byte count, so whoever can
@@ -44,9 +44,9 @@
 #include <unistd.h>
 
 #include "billing/transfer_line.h"
+#include "store/store.h"
 #include "util/ids.h"
 #include "util/log.h"
-#include "store/store.h"
 
 #define MAX_UIDS 16
 

@@ -1,5 +1,5 @@
 /* The proxy's per-session transfer record, as nginx sends it over syslog.
- * Pure parsing and validation, unit-tested; the listener (billing_listener.c)
+ * Pure parsing and validation, unit-tested; the listener (transfer.c)
  * feeds it datagrams it has authenticated.  The nginx side (docs/billing.md):
  *
  *   log_format smdb_billing 'smdb1 $wake_project $wake_compute $pid $connection '

@@ -8,11 +8,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/private.h"
 #include "util/ids.h"
 #include "util/log.h"
 
-static const config *cfg;
-static const backend *be;
+const config *lc_cfg;
+const backend *lc_be;
 
 /* Waiters for a state change of any compute.  Transitions made by another
  * controller process are seen through the short timed wait. */
@@ -21,11 +22,11 @@ static pthread_cond_t change_cv = PTHREAD_COND_INITIALIZER;
 
 void lifecycle_init(const config *c, const backend *b)
 {
-    cfg = c;
-    be = b;
+    lc_cfg = c;
+    lc_be = b;
 }
 
-const backend *lifecycle_backend(void) { return be; }
+const backend *lifecycle_backend(void) { return lc_be; }
 
 static void changed(void)
 {
@@ -99,7 +100,7 @@ static void hold(const char *id, int delta)
     pthread_mutex_unlock(&held_mu);
 }
 
-static bool is_held(const char *id)
+bool lc_is_held(const char *id)
 {
     bool found = false;
 
@@ -120,7 +121,8 @@ int lifecycle_load(const char *cid, compute_rec *c, op_error *e)
     }
     rc = store_compute_get(cid, c);
     if (rc != 0) {
-        set_err(e, rc < 0 ? ERR_UNAVAILABLE : ERR_NOT_FOUND, rc < 0 ? "store_unavailable" : "unknown_compute",
+        set_err(e, rc < 0 ? ERR_UNAVAILABLE : ERR_NOT_FOUND,
+                rc < 0 ? "store_unavailable" : "unknown_compute",
                 rc < 0 ? "state store unavailable" : "unknown compute");
         return -1;
     }
@@ -147,9 +149,7 @@ int lifecycle_load_project(const char *id, project_rec *p, op_error *e)
     return 0;
 }
 
-/* Applies a transition of the table (core/state.h) with the fields of u
- * (NULL: none); logs and wakes waiters when it was applied.  activity_guard:
- * see store_transition. */
+/* lc_move with a guard on the compute's activity (store_transition). */
 static int move_guarded(const compute_rec *c, transition_id id, const compute_update *u,
                         long long activity_guard)
 {
@@ -164,46 +164,46 @@ static int move_guarded(const compute_rec *c, transition_id id, const compute_up
     return rc;
 }
 
-static int move(const compute_rec *c, transition_id id, const compute_update *u)
+int lc_move(const compute_rec *c, transition_id id, const compute_update *u)
 {
     return move_guarded(c, id, u, -1);
 }
 
 /* A backend that cannot act (its engine is down) makes no records: the
- * client gets a retryable 503, not a failed compute. */
+ * caller is told to retry (ERR_UNAVAILABLE), no compute is failed. */
 static bool backend_up(op_error *e)
 {
     char why[256] = "";
 
-    if (be->available == NULL || be->available(why, sizeof(why)))
+    if (lc_be->available == NULL || lc_be->available(why, sizeof(why)))
         return true;
     set_err(e, ERR_UNAVAILABLE, "backend_unavailable", "compute backend %s unavailable: %s",
-            be->name, why);
+            lc_be->name, why);
     return false;
 }
 
 /* What the backend says of the compute's instance; a compute with none
  * recorded has none. */
-static inst_state inst_status(const compute_rec *c)
+inst_state lc_inst_status(const compute_rec *c)
 {
-    return c->instance[0] ? be->status(c, NULL) : INST_GONE;
+    return c->instance[0] ? lc_be->status(c, NULL) : INST_GONE;
 }
 
 /* Polls ready() until the compute serves, at most start_timeout_ms; a server
  * that failed or vanished ends it at once.  0 serving, else -1 (err says
  * why). */
-static int await_ready(const compute_rec *c, char *err, size_t errlen)
+int lc_await_ready(const compute_rec *c, char *err, size_t errlen)
 {
-    int64_t t0 = mono_ms(), end = t0 + cfg->start_timeout_ms;
-    char why[400];
+    int64_t t0 = mono_ms(), end = t0 + lc_cfg->start_timeout_ms;
+    char why[512];
 
     for (;;) {
-        int rc = be->ready(c, err, errlen);
+        int rc = lc_be->ready(c, err, errlen);
         if (rc <= 0)
             return rc;
         if (mono_ms() > end) {
             snprintf(why, sizeof(why), "%s", err);
-            snprintf(err, errlen, "not ready after %d ms%s%s", cfg->start_timeout_ms,
+            snprintf(err, errlen, "not ready after %d ms%s%s", lc_cfg->start_timeout_ms,
                      why[0] ? ": " : "", why);
             return -1;
         }
@@ -223,33 +223,33 @@ static int start_server(compute_rec *c, char *err, size_t errlen)
     compute_update u = {.set = U_INSTANCE | U_HOST | U_NEW_SERVER};
     char e2[256];
 
-    if (be->launch(c, &inst, err, errlen) < 0)
+    if (lc_be->launch(c, &inst, err, errlen) < 0)
         return -1;
     snprintf(c->instance, sizeof(c->instance), "%s", inst.id);
     if (inst.host[0])
         snprintf(c->host, sizeof(c->host), "%s", inst.host);
     u.instance = c->instance;
     u.host = inst.host;
-    move(c, TR_LAUNCHED, &u);
-    if (await_ready(c, err, errlen) == 0)
+    lc_move(c, TR_LAUNCHED, &u);
+    if (lc_await_ready(c, err, errlen) == 0)
         return 0;
-    be->stop(c, e2, sizeof(e2));
+    lc_be->stop(c, e2, sizeof(e2));
     return -1;
 }
 
 bool lifecycle_backend_available(char *why, size_t len)
 {
-    return be->available == NULL || be->available(why, len);
+    return lc_be->available == NULL || lc_be->available(why, len);
 }
 
 const char *lifecycle_backend_name(void)
 {
-    return be->name;
+    return lc_be->name;
 }
 
 bool lifecycle_can_freeze(void)
 {
-    return be->can_freeze;
+    return lc_be->can_freeze;
 }
 
 void lifecycle_touch(const char *cid)
@@ -263,7 +263,7 @@ void lifecycle_touch(const char *cid)
  * runs: supervision adopts it if the store took the move after all). */
 static int resumed(const compute_rec *c, const compute_update *u, op_error *e)
 {
-    int rc = move(c, TR_RESUMED, u);
+    int rc = lc_move(c, TR_RESUMED, u);
 
     if (rc == 1)
         return 0;
@@ -281,19 +281,19 @@ static int resumed(const compute_rec *c, const compute_update *u, op_error *e)
 static int do_resume(compute_rec *c, const char **cold, op_error *e)
 {
     char err[512] = "";
-    inst_state st = inst_status(c);
+    inst_state st = lc_inst_status(c);
     compute_update awake = {.set = U_MODE | U_ERROR, .mode = MODE_NONE, .error = ""};
 
     if (st == INST_FROZEN || (st == INST_RUNNING && c->mode == MODE_FROZEN)) {
-        if (be->thaw && be->thaw(c, err, sizeof(err)) == 0 &&
-            be->ready(c, err, sizeof(err)) == 0) {
+        if (lc_be->thaw && lc_be->thaw(c, err, sizeof(err)) == 0 &&
+            lc_be->ready(c, err, sizeof(err)) == 0) {
             *cold = "thawed";
             store_counter_incr("thaws_total", 1);
             return resumed(c, &awake, e);
         }
         log_warn("compute %s: thaw failed (%s), restarting it", c->id, err);
-        be->stop(c, err, sizeof(err));
-    } else if (st == INST_RUNNING && be->ready(c, err, sizeof(err)) == 0) {
+        lc_be->stop(c, err, sizeof(err));
+    } else if (st == INST_RUNNING && lc_be->ready(c, err, sizeof(err)) == 0) {
         /* already serving (e.g. adopted half-way through a resume) */
         *cold = "running";
         return resumed(c, &awake, e);
@@ -310,7 +310,7 @@ static int do_resume(compute_rec *c, const char **cold, op_error *e)
     store_counter_incr("start_failures_total", 1);
     {
         compute_update u = {.set = U_MODE | U_ERROR, .mode = MODE_STOPPED, .error = err};
-        move(c, TR_START_FAILED, &u);
+        lc_move(c, TR_START_FAILED, &u);
     }
     set_err(e, ERR_UNAVAILABLE, "wake_failed", "compute %s failed to start: %s", c->id, err);
     return -1;
@@ -329,7 +329,7 @@ static void fill_result(const compute_rec *c, wake_result *out, const char *cold
  * the others wait for `running` and return the same address. */
 static int wake_compute(const char *cid, wake_result *out, op_error *e)
 {
-    int64_t t0 = mono_ms(), deadline = t0 + cfg->wake_timeout_ms;
+    int64_t t0 = mono_ms(), deadline = t0 + lc_cfg->wake_timeout_ms;
     const char *cold = NULL;
 
     for (;;) {
@@ -337,7 +337,8 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
         int rc = store_compute_get(cid, &c);
 
         if (rc != 0) {
-            set_err(e, rc < 0 ? ERR_UNAVAILABLE : ERR_NOT_FOUND, rc < 0 ? "store_unavailable" : "no_compute",
+            set_err(e, rc < 0 ? ERR_UNAVAILABLE : ERR_NOT_FOUND,
+                    rc < 0 ? "store_unavailable" : "no_compute",
                     rc < 0 ? "state store unavailable" : "the project has no compute");
             return -1;
         }
@@ -357,7 +358,7 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
                 return -1;
             /* only the actor holds the compute, not the waiters */
             hold(cid, 1);
-            if (move(&c, TR_WAKE, &u) == 1) {
+            if (lc_move(&c, TR_WAKE, &u) == 1) {
                 c.state = ST_RESUMING;
                 rc = do_resume(&c, &cold, e);
                 hold(cid, -1);
@@ -386,7 +387,7 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
         }
         if (mono_ms() > deadline) {
             set_err(e, ERR_UNAVAILABLE, "wake_timeout", "compute %s not ready after %d ms", cid,
-                    cfg->wake_timeout_ms);
+                    lc_cfg->wake_timeout_ms);
             return -1;
         }
     }
@@ -428,7 +429,7 @@ static int resize_meter(const compute_rec *c, int cu)
 {
     compute_update u = {.set = U_SIZE, .size_cu = cu};
 
-    return move(c, TR_RESIZE, &u);
+    return lc_move(c, TR_RESIZE, &u);
 }
 
 int lifecycle_resize(const char *cid, int cu, op_error *e)
@@ -447,18 +448,19 @@ int lifecycle_resize(const char *cid, int cu, op_error *e)
         return -1;
     }
     if (c.state != ST_RUNNING) {
-        set_err(e, ERR_CONFLICT, "not_running", "compute %s is %s; only a running compute is resized",
-                cid, state_name(c.state));
+        set_err(e, ERR_CONFLICT, "not_running",
+                "compute %s is %s; only a running compute is resized", cid, state_name(c.state));
         return -1;
     }
     if (!backend_up(e))
         return -1;
     hold(cid, 1);
-    if (be->resize(&c, cu, err, sizeof(err)) < 0) {
+    if (lc_be->resize(&c, cu, err, sizeof(err)) < 0) {
         set_err(e, ERR_CONFLICT, "resize_failed", "compute %s: %s", cid, err);
     } else if (resize_meter(&c, cu) != 1) {
         /* the limits changed; the meter still runs at the old size */
-        set_err(e, ERR_UNAVAILABLE, "store_unavailable", "compute %s resized but not recorded", cid);
+        set_err(e, ERR_UNAVAILABLE, "store_unavailable", "compute %s resized but not recorded",
+                cid);
     } else {
         log_info("compute %s: resized %d -> %d CU", cid, c.size_cu, cu);
         rc = 0;
@@ -481,7 +483,7 @@ static int create_compute_record(const project_spec *spec, bool attach, compute_
     }
     snprintf(c->id, sizeof(c->id), "%s-%s", spec->id, hex);
     snprintf(c->project, sizeof(c->project), "%s", spec->id);
-    snprintf(c->host, sizeof(c->host), "%s", cfg->compute_host);
+    snprintf(c->host, sizeof(c->host), "%s", lc_cfg->compute_host);
     c->size_cu = spec->min_cu;
     sha256_hex(token, hash);
     memcpy(c->token_hash, hash, sizeof(hash));
@@ -506,7 +508,7 @@ static int create_compute_record(const project_spec *spec, bool attach, compute_
     }
     if (rc == 2) {
         set_err(e, ERR_UNAVAILABLE, "no_ports", "no free compute port in %d-%d",
-                cfg->compute_port_min, cfg->compute_port_max);
+                lc_cfg->compute_port_min, lc_cfg->compute_port_max);
         return -1;
     }
     if (rc < 0 || store_compute_get(c->id, c) != 0) {
@@ -562,7 +564,7 @@ static int grant_owner(const compute_rec *c, const char *user, const char *passw
     snprintf(q[n++], sizeof(q[0]), "SET DEFAULT ROLE smdb_monitor");
     snprintf(q[n++], sizeof(q[0]), "REVOKE ALL PRIVILEGES, GRANT OPTION FROM CURRENT_USER");
     for (int i = 0; i < n; i++)
-        if (be->admin_sql(c, q[i], err, errlen) < 0)
+        if (lc_be->admin_sql(c, q[i], err, errlen) < 0)
             return -1;
     return 0;
 }
@@ -581,7 +583,7 @@ static int create_compute(const project_spec *spec, bool attach, create_result *
     snprintf(out->admin_user, sizeof(out->admin_user), "admin");
     if (random_alnum(out->admin_password, 24) < 0)
         goto fail;
-    if (be->create(&c, token, err, sizeof(err)) < 0 || start_server(&c, err, sizeof(err)) < 0)
+    if (lc_be->create(&c, token, err, sizeof(err)) < 0 || start_server(&c, err, sizeof(err)) < 0)
         goto fail;
     /* the project's own administrator; its password is returned once and
      * stored nowhere but in the compute (as MariaDB's hash) */
@@ -589,7 +591,7 @@ static int create_compute(const project_spec *spec, bool attach, create_result *
         goto fail;
     {
         compute_update u = {.set = U_INSTANCE | U_HOST, .instance = c.instance, .host = c.host};
-        int rc = move(&c, TR_CREATED, &u);
+        int rc = lc_move(&c, TR_CREATED, &u);
         if (rc != 1) {
             snprintf(err, sizeof(err), "%s", rc < 0 ? "state store unavailable"
                                                     : "compute changed state during creation");
@@ -604,10 +606,10 @@ fail:
     memset(token, 0, sizeof(token));
     log_error("compute %s: creation failed: %s", c.id, err);
     if (c.instance[0])
-        be->stop(&c, e2, sizeof(e2));
+        lc_be->stop(&c, e2, sizeof(e2));
     {
         compute_update u = {.set = U_ERROR, .error = err};
-        move(&c, TR_CREATE_FAILED, &u);
+        lc_move(&c, TR_CREATE_FAILED, &u);
     }
     set_err(e, ERR_INTERNAL, "create_failed", "compute creation failed: %s", err);
     return -1;
@@ -625,11 +627,11 @@ int lifecycle_create(const project_spec *spec, bool attach, create_result *out, 
 }
 
 /* Removes the compute's records; the compute must be in `deleting`. */
-static int finish_delete(compute_rec *c, op_error *e)
+int lc_finish_delete(compute_rec *c, op_error *e)
 {
     char err[512] = "";
 
-    if (be->destroy(c, err, sizeof(err)) < 0) {
+    if (lc_be->destroy(c, err, sizeof(err)) < 0) {
         set_err(e, ERR_INTERNAL, "delete_failed", "%s", err);
         return -1;
     }
@@ -648,7 +650,7 @@ int lifecycle_delete_compute(const char *cid, op_error *e)
     if (lifecycle_load(cid, &c, e) < 0)
         return -1;
     if (c.state != ST_DELETING) {
-        int rc = move(&c, TR_DELETE, NULL);
+        int rc = lc_move(&c, TR_DELETE, NULL);
         if (rc < 0) {
             store_err(e);
             return -1;
@@ -658,7 +660,7 @@ int lifecycle_delete_compute(const char *cid, op_error *e)
             return -1;
         }
     }
-    return finish_delete(&c, e);
+    return lc_finish_delete(&c, e);
 }
 
 int lifecycle_delete_project(const char *project, op_error *e)
@@ -690,7 +692,7 @@ static bool still_idle(const compute_rec *before)
         return false;
     if (now.act_received_ms > 0 && now.act_connections > 0)
         return false;
-    if (be->probe(&now, &pr) < 0 || pr.client_sessions != 0)
+    if (lc_be->probe(&now, &pr) < 0 || pr.client_sessions != 0)
         return false;
     return true;
 }
@@ -704,9 +706,9 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
     bool from_frozen;
     int rc;
 
-    if (mode == MODE_FROZEN && !be->can_freeze) {
+    if (mode == MODE_FROZEN && !lc_be->can_freeze) {
         set_err(e, ERR_INVALID, "invalid_field",
-                "the %s backend has no freeze tier: suspend with \"mode\": \"stop\"", be->name);
+                "the %s backend has no freeze tier: suspend with \"mode\": \"stop\"", lc_be->name);
         return -1;
     }
     if (lifecycle_load(cid, &c, e) < 0)
@@ -738,7 +740,7 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
         /* Wait out the proxy's address cache, so that every new client must
          * come through a wake (which we see), then look at the compute
          * itself.  A wake during the wait cancels at once. */
-        int64_t end = mono_ms() + cfg->drain_wait_ms;
+        int64_t end = mono_ms() + lc_cfg->drain_wait_ms;
         bool idle = true;
         while (mono_ms() < end) {
             compute_rec now;
@@ -750,7 +752,7 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
         }
         if (!idle || !still_idle(&c)) {
             compute_update u = {.set = U_WAKE, .wake_requested_ms = 0};
-            move(&c, TR_UNDRAIN, &u);
+            lc_move(&c, TR_UNDRAIN, &u);
             store_counter_incr("suspends_cancelled_total", 1);
             return 0;
         }
@@ -759,19 +761,20 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
     if (kind == SUSPEND_AFTER_TTL && !from_frozen) {
         /* an operator's suspend: no idle check, but no proxy may still hold
          * the address when the server goes (wakes now wait, then resume it) */
-        usleep((useconds_t)cfg->drain_wait_ms * 1000);
+        usleep((useconds_t)lc_cfg->drain_wait_ms * 1000);
     }
-    rc = mode == MODE_FROZEN ? be->freeze(&c, err, sizeof(err)) : be->stop(&c, err, sizeof(err));
+    rc = mode == MODE_FROZEN ? lc_be->freeze(&c, err, sizeof(err))
+                             : lc_be->stop(&c, err, sizeof(err));
     if (rc < 0) {
         compute_update u = {.set = U_ERROR, .error = err};
         log_error("compute %s: suspend failed: %s", cid, err);
-        move(&c, from_frozen ? TR_UNDEEPEN : TR_UNDRAIN, &u);
+        lc_move(&c, from_frozen ? TR_UNDEEPEN : TR_UNDRAIN, &u);
         set_err(e, ERR_INTERNAL, "suspend_failed", "%s", err);
         return -1;
     }
     {
         compute_update u = {.set = U_MODE | U_WAKE, .mode = mode, .wake_requested_ms = 0};
-        if (move(&c, TR_SUSPENDED, &u) < 0) {
+        if (lc_move(&c, TR_SUSPENDED, &u) < 0) {
             /* the server is down; supervision settles the record */
             store_err(e);
             return -1;
@@ -791,150 +794,4 @@ int lifecycle_suspend(const char *cid, suspend_mode mode, suspend_kind kind,
     rc = suspend_compute(cid, mode, kind, activity_seen, e);
     hold(cid, -1);
     return rc;
-}
-
-static void reconcile_one(compute_rec *c);
-
-/* A compute left in a transitional state that no actor of this process
- * holds: its actor lost Redis for the whole retry window (or its transition
- * was applied after it gave up).  Settled the way a controller start does. */
-static bool orphaned(const compute_rec *c)
-{
-    if (c->state != ST_CREATING && c->state != ST_RESUMING && c->state != ST_SUSPENDING)
-        return false;
-    if (now_ms() - c->state_since_ms < cfg->wake_timeout_ms)
-        return false;
-    return !is_held(c->id) && !is_held(c->project);
-}
-
-bool lifecycle_supervise(const compute_rec *c)
-{
-    if (orphaned(c)) {
-        compute_rec copy = *c;
-        log_warn("compute %s: %s for %lld ms with no actor, settling it", c->id,
-                 state_name(c->state), (long long)(now_ms() - c->state_since_ms));
-        reconcile_one(&copy);
-        return true;
-    }
-    if (c->state == ST_RUNNING && inst_status(c) == INST_GONE) {
-        compute_update u = {.set = U_MODE | U_ERROR, .mode = MODE_STOPPED,
-                            .error = "server exited unexpectedly"};
-        log_warn("compute %s: its server (%s) is gone", c->id, c->instance);
-        if (move(c, TR_CRASHED, &u) == 1)
-            store_counter_incr("crashes_total", 1);
-        return true;
-    }
-    if (c->state == ST_SUSPENDED && c->mode == MODE_FROZEN && inst_status(c) == INST_GONE) {
-        compute_update u = {.set = U_MODE, .mode = MODE_STOPPED};
-        move(c, TR_FROZEN_DIED, &u);
-        return true;
-    }
-    return false;
-}
-
-static void reconcile_one(compute_rec *c)
-{
-    char err[512];
-    inst_state st = inst_status(c);
-    op_error e = {0};
-
-    if (st == INST_UNKNOWN) {
-        /* nothing to conclude while the engine cannot be asked: supervision
-         * settles the compute once it answers */
-        log_warn("compute %s: backend cannot tell its state now, left %s", c->id,
-                 state_name(c->state));
-        return;
-    }
-    switch (c->state) {
-    case ST_CREATING: {
-        /* the admin password was never handed out: the compute is unusable */
-        compute_update u = {.set = U_ERROR, .error = "controller stopped during creation"};
-        if (st != INST_GONE)
-            be->stop(c, err, sizeof(err));
-        move(c, TR_CREATE_FAILED, &u);
-        break;
-    }
-    case ST_RUNNING:
-    case ST_RESUMING:
-    case ST_SUSPENDING: {
-        /* a server found alive may still be starting (its controller died
-         * while waiting for it): it gets the start timeout to serve */
-        if (st == INST_FROZEN && be->thaw)
-            be->thaw(c, err, sizeof(err));
-        if (st != INST_GONE && await_ready(c, err, sizeof(err)) == 0) {
-            compute_update u = {.set = U_MODE | U_WAKE, .mode = MODE_NONE,
-                                .wake_requested_ms = 0};
-            if (c->state != ST_RUNNING)
-                move(c, TR_ADOPTED, &u);
-            log_info("compute %s: adopted its running server (%s)", c->id, c->instance);
-        } else {
-            compute_update u = {.set = U_MODE | U_ERROR, .mode = MODE_STOPPED,
-                                .error = "not running at controller start"};
-            if (st != INST_GONE)
-                be->stop(c, err, sizeof(err));
-            move(c, TR_FOUND_STOPPED, &u);
-        }
-        break;
-    }
-    case ST_SUSPENDED:
-        if (c->mode == MODE_FROZEN && st == INST_GONE) {
-            compute_update u = {.set = U_MODE, .mode = MODE_STOPPED};
-            move(c, TR_FROZEN_DIED, &u);
-        }
-        break;
-    case ST_DELETING:
-        finish_delete(c, &e);
-        break;
-    default:
-        break;
-    }
-}
-
-/* An instance under the backend's name whose compute the store does not
- * know (its records were deleted while the controller was down, or another
- * store was used): stopped, never deleted -- its data may be wanted. */
-static void stray_instance(const char *cid, void *arg)
-{
-    compute_rec c;
-    char err[256];
-    inst_state st;
-
-    (void)arg;
-    if (store_compute_get(cid, &c) != 1)
-        return;
-    memset(&c, 0, sizeof(c));
-    snprintf(c.id, sizeof(c.id), "%s", cid);
-    st = be->status(&c, NULL);
-    if (st == INST_RUNNING || st == INST_FROZEN || st == INST_STARTING) {
-        log_warn("compute %s: instance found that the store does not know; stopping it "
-                 "(its data is kept)", cid);
-        be->stop(&c, err, sizeof(err));
-    }
-}
-
-void lifecycle_reconcile(void)
-{
-    char **ids = store_compute_ids();
-    int n = 0;
-
-    for (char **id = ids; id && *id; id++) {
-        compute_rec c;
-        if (store_compute_get(*id, &c) == 0) {
-            reconcile_one(&c);
-            n++;
-        }
-    }
-    ids_free(ids);
-    log_info("reconciled %d computes", n);
-    if (be->list)
-        be->list(stray_instance, NULL);
-}
-
-bool lifecycle_meter_tick(const compute_rec *c)
-{
-    if (c->meter_since_ms <= 0 ||
-        now_ms() - c->meter_since_ms < (int64_t)cfg->meter_interval_s * 1000)
-        return false;
-    move(c, TR_METER_SPLIT, NULL);
-    return true;
 }

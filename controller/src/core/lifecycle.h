@@ -1,7 +1,11 @@
 /* Compute lifecycle: creation, wake, drain-safe suspend, deletion, crash
  * supervision and start-up reconciliation.  Every step is a state transition
- * applied atomically in Redis first; only the actor whose transition was
- * applied acts on the compute, so concurrent wakes start a compute once. */
+ * of the table in core/state.c, applied atomically in Redis first; only the
+ * actor whose transition was applied acts on the compute, so concurrent
+ * wakes start a compute once.
+ * Rule of core/: no transport and no database of its own: errors are
+ * err_kinds (core/error.h, mapped to HTTP by api/), Redis is store/store.h,
+ * engines are backend/backend.h. */
 #ifndef SMDB_LIFECYCLE_H
 #define SMDB_LIFECYCLE_H
 
@@ -10,8 +14,8 @@
 
 #include "backend/backend.h"
 #include "core/error.h"
-#include "util/config.h"
 #include "store/store.h"
+#include "util/config.h"
 
 void lifecycle_init(const config *cfg, const backend *be);
 const backend *lifecycle_backend(void);

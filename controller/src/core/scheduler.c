@@ -17,8 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "util/ids.h"
 #include "core/lifecycle.h"
+#include "util/ids.h"
 #include "util/log.h"
 
 static const config *cfg;

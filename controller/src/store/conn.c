@@ -75,7 +75,8 @@ static int authenticate(redisContext *c)
     memset(pass, 0, sizeof(pass));
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         log_warn("redis %s:%d: authentication as %s failed: %s", store_cfg->redis_host,
-                 store_cfg->redis_port, store_cfg->redis_user[0] ? store_cfg->redis_user : "default",
+                 store_cfg->redis_port,
+                 store_cfg->redis_user[0] ? store_cfg->redis_user : "default",
                  r ? r->str : c->errstr);
         rc = -1;
     }
@@ -86,7 +87,8 @@ static int authenticate(redisContext *c)
 
 static redisContext *connect_redis(void)
 {
-    struct timeval tv = {store_cfg->redis_timeout_ms / 1000, (store_cfg->redis_timeout_ms % 1000) * 1000};
+    int ms = store_cfg->redis_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(store_cfg->redis_host, store_cfg->redis_port, tv);
 
     if (c == NULL || c->err) {

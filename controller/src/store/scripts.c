@@ -207,7 +207,7 @@ const char transfer_lua[] =
  * the prefix of hourly bucket keys, then event keys.
  * Retires events (exported, or past the retention without a ledger): each
  * is folded into its project's hourly buckets (the format is
- * usage_bucket_parse's, billing_usage.h) and removed from the usage index,
+ * usage_bucket_parse's, billing/usage.h) and removed from the usage index,
  * the pending hash and the queue, in one step, so the usage API counts it
  * exactly once: from the index before, from the buckets after.
  *

@@ -2,7 +2,7 @@
  * compute is reached over its unix socket, where the controller logs in as
  * the OS user it runs as (unix_socket authentication), so no such compute
  * holds a password of the controller's; a container compute over TCP with
- * the per-container password its backend set (backend_docker.c). */
+ * the per-container password its backend set (backend/docker.c). */
 #ifndef SMDB_SQL_H
 #define SMDB_SQL_H
 

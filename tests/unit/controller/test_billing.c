@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "billing/transfer_line.h"
-#include "util/rfc3339.h"
 #include "billing/usage.h"
+#include "util/rfc3339.h"
 
 /* --- RFC 3339 ------------------------------------------------------------ */
 
