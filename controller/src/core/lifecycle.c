@@ -297,6 +297,10 @@ static int do_resume(compute_rec *c, const char **cold, op_error *e)
         /* already serving (e.g. adopted half-way through a resume) */
         *cold = "running";
         return resumed(c, &awake, e);
+    } else if (st == INST_STARTING && lc_await_ready(c, err, sizeof(err)) == 0) {
+        /* an engine that was starting it already (a pod being scheduled) */
+        *cold = "started";
+        return resumed(c, &awake, e);
     }
     if (start_server(c, err, sizeof(err)) == 0) {
         awake.set |= U_INSTANCE | U_HOST;
