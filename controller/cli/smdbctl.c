@@ -11,23 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char *buf;
-    size_t len;
-} body;
+#include "util/strbuf.h"
 
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
-    body *b = arg;
-    char *nb = realloc(b->buf, b->len + size * n + 1);
-
-    if (nb == NULL)
-        return 0;
-    b->buf = nb;
-    memcpy(b->buf + b->len, p, size * n);
-    b->len += size * n;
-    b->buf[b->len] = '\0';
-    return size * n;
+    return sb_add(arg, p, size * n) ? size * n : 0;
 }
 
 static int request(const char *url, const char *token, const char *method, const char *path,
@@ -36,7 +24,7 @@ static int request(const char *url, const char *token, const char *method, const
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
     char full[2048], auth[600];
-    body b = {NULL, 0};
+    strbuf b = {0};
     long status = 0;
     CURLcode rc;
 
@@ -58,7 +46,7 @@ static int request(const char *url, const char *token, const char *method, const
     curl_easy_cleanup(c);
     if (rc != CURLE_OK) {
         fprintf(stderr, "smdbctl: %s: %s\n", full, curl_easy_strerror(rc));
-        free(b.buf);
+        sb_free(&b);
         return 1;
     }
     if (b.len > 0) {
@@ -72,7 +60,7 @@ static int request(const char *url, const char *token, const char *method, const
             fputs(b.buf, stdout);
         }
     }
-    free(b.buf);
+    sb_free(&b);
     if (status >= 400) {
         fprintf(stderr, "smdbctl: HTTP %ld\n", status);
         return 1;

@@ -14,15 +14,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api.h"
-#include "backend.h"
-#include "billing.h"
-#include "config.h"
-#include "ids.h"
-#include "lifecycle.h"
-#include "log.h"
-#include "scheduler.h"
-#include "store.h"
+#include "api/api.h"
+#include "backend/backend.h"
+#include "billing/billing.h"
+#include "core/lifecycle.h"
+#include "core/scheduler.h"
+#include "store/store.h"
+#include "util/config.h"
+#include "util/ids.h"
+#include "util/log.h"
+
+/* backend = <name> (config_validate knows the same names) */
+static const struct {
+    const char *name;
+    const backend *(*make)(const config *cfg, char *err, size_t errlen);
+} backends[] = {
+    {"process", backend_process},
+    {"docker", backend_docker},
+    {"kubernetes", backend_kubernetes},
+};
 
 static volatile sig_atomic_t quit;
 
@@ -91,7 +101,6 @@ bad:
 int main(int argc, char **argv)
 {
     static config cfg;
-    struct MHD_Daemon *d;
     const backend *be;
 
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -109,27 +118,25 @@ int main(int argc, char **argv)
     }
     {
         char err[512] = "";
-        if (strcmp(cfg.backend, "docker") == 0)
-            be = backend_docker(&cfg, err, sizeof(err));
-        else if (strcmp(cfg.backend, "kubernetes") == 0)
-            be = backend_kubernetes(&cfg, err, sizeof(err));
-        else
-            be = backend_process(&cfg, err, sizeof(err));
+        be = NULL;
+        for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+            if (strcmp(cfg.backend, backends[i].name) == 0)
+                be = backends[i].make(&cfg, err, sizeof(err));
         if (be == NULL) {
-            log_error("backend %s: %s", cfg.backend, err);
+            log_error("backend %s: %s", cfg.backend, err[0] ? err : "unknown");
             return 2;
         }
     }
     lifecycle_init(&cfg, be);
-    scheduler_init(&cfg);
+    /* billing's exporters follow the lease (core knows nothing of billing) */
+    scheduler_init(&cfg, billing_set_leader);
     /* the lease holder settles what a dead controller left, before the API
      * opens; the others leave that to it */
     if (!scheduler_lease(true))
         log_info("another controller holds the scheduler lease; serving the API and wakes");
-    if (billing_init(&cfg) < 0)
+    if (billing_init(&cfg, be) < 0)
         return 1;
-    d = api_start(&cfg);
-    if (d == NULL) {
+    if (api_start(&cfg) < 0) {
         log_error("cannot listen on %s:%d", cfg.listen_host, cfg.listen_port);
         return 1;
     }
@@ -142,7 +149,7 @@ int main(int argc, char **argv)
     while (!quit)
         pause();
     log_info("stopping; computes keep running and will be adopted");
-    api_stop(d);
+    api_stop();
     scheduler_stop();
     billing_stop();
     return 0;

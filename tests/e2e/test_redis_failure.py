@@ -65,7 +65,8 @@ def check_consistent(ctl, recs):
     """running: its server is alive and serves; suspended/stopped: no server
     on its port; suspended/frozen: its process exists."""
     for cid, r in recs.items():
-        port, pid = int(r["port"]), int(r.get("pid") or 0)
+        # the process backend's instance is "<pid>:<start time>"
+        port, pid = int(r["port"]), int((r.get("instance") or "0:").split(":")[0])
         if r["state"] == "running":
             assert pid > 0 and pid_alive(pid), (cid, r)
             assert port_open(port), (cid, r)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
+#include "api/internal.h"
 
 static void counts_per_address(void **st)
 {

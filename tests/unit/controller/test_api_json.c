@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "api/request.h"
 
 static json_t *answer(api_req *r)
 {
@@ -64,7 +64,7 @@ static void error_shape(void **st)
 {
     api_req r;
     json_t *doc;
-    op_error e = {409, "busy", "compute x is resuming"};
+    op_error e = {ERR_BUSY, "busy", "compute x is resuming"};
 
     (void)st;
     memset(&r, 0, sizeof(r));
@@ -84,12 +84,25 @@ static void error_shape(void **st)
     free(r.out);
 }
 
+/* Every kind answers the status the API has always given for it. */
+static void error_kinds_to_http(void **st)
+{
+    (void)st;
+    assert_int_equal(api_status_of(ERR_INVALID), 400);
+    assert_int_equal(api_status_of(ERR_NOT_FOUND), 404);
+    assert_int_equal(api_status_of(ERR_CONFLICT), 409);
+    assert_int_equal(api_status_of(ERR_BUSY), 409);
+    assert_int_equal(api_status_of(ERR_UNAVAILABLE), 503);
+    assert_int_equal(api_status_of(ERR_INTERNAL), 500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_bodies),
         cmocka_unit_test(good_body),
         cmocka_unit_test(error_shape),
+        cmocka_unit_test(error_kinds_to_http),
     };
     return cmocka_run_group_tests_name("controller_api_json", tests, NULL, NULL);
 }

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "billing_syslog.h"
-#include "billing_time.h"
-#include "billing_usage.h"
+#include "billing/transfer_line.h"
+#include "billing/usage.h"
+#include "util/rfc3339.h"
 
 /* --- RFC 3339 ------------------------------------------------------------ */
 

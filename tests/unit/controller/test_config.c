@@ -5,7 +5,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "config.h"
+#include "util/config.h"
 
 static void defaults_need_tokens(void **st)
 {

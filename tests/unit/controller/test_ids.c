@@ -5,7 +5,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "ids.h"
+#include "util/ids.h"
 
 static void project_ids(void **st)
 {

@@ -1,0 +1,32 @@
+/* GET /wake_compute: the proxy asks for a project's address (docs/interfaces.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/handlers.h"
+#include "core/lifecycle.h"
+#include "store/store.h"
+#include "util/ids.h"
+
+void h_wake(api_req *r)
+{
+    const char *project = api_query(r, "endpointish");
+    wake_result w;
+    op_error e = OP_ERROR_INIT;
+
+    if (project == NULL) {
+        e = (op_error){ERR_INVALID, "invalid_project_id", "endpointish is required"};
+    } else if (lifecycle_wake(project, &w, &e) == 0) {
+        api_header(r, "X-Wake-Address", "%s:%d", w.host, w.port);
+        api_header(r, "X-Wake-Compute", "%s", w.compute_id);
+        api_header(r, "X-Wake-Cold-Start", "%s", w.cold_start);
+        char addr[96];
+        snprintf(addr, sizeof(addr), "%s:%d", w.host, w.port);
+        return api_json(r, 200, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:f}",
+                                          "address", addr, "host", w.host, "port", w.port,
+                                          "compute_id", w.compute_id, "project", project,
+                                          "cold_start", w.cold_start, "wake_ms", w.ms));
+    }
+    api_header(r, "X-Wake-Error", "%s", e.code);
+    api_op_error(r, &e);
+}
