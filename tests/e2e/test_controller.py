@@ -321,3 +321,20 @@ def test_cli(controller):
     assert r.returncode == 1 and "404" in r.stderr
     r = run("project", "delete", "clip")
     assert r.returncode == 0
+
+
+def test_concurrent_first_creates(controller):
+    """Creates run in parallel on the API's workers; the first ones also
+    build the shared plugin directory: none may fail for another's sake."""
+    import threading
+    out = []
+
+    def create(i):
+        out.append(controller.post("/api/v1/projects", {"id": f"conc{i}"})[0])
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert out == [201] * 12, out

@@ -228,14 +228,36 @@ static int ensure_template(char *err, size_t errlen)
     return rc;
 }
 
+/* Replaced atomically (a new link renamed over the old one): a compute
+ * starting meanwhile never finds a listed plugin missing. */
 static int link_plugin(const char *dir, const char *name, const char *target)
 {
-    char link[PATHMAX];
+    char link[PATHMAX], tmp[PATHMAX];
 
     snprintf(link, sizeof(link), "%s/%s", dir, name);
-    unlink(link);
-    return symlink(target, link);
+    snprintf(tmp, sizeof(tmp), "%s/.%s.new", dir, name);
+    unlink(tmp);
+    if (symlink(target, tmp) < 0)
+        return -1;
+    return rename(tmp, link);
 }
+
+static bool plugin_listed(const char *name)
+{
+    char list[sizeof(cfg->compute_plugins)], *save = NULL;
+
+    if (cfg->activity_plugin[0] && strcmp(name, "wake_activity.so") == 0)
+        return true;
+    snprintf(list, sizeof(list), "%s", cfg->compute_plugins);
+    for (char *n = strtok_r(list, " ,", &save); n; n = strtok_r(NULL, " ,", &save))
+        if (strcmp(n, name) == 0)
+            return true;
+    return false;
+}
+
+/* creates run in parallel (the API's worker pool): one rebuilds at a time */
+static pthread_mutex_t plugin_dir_lock = PTHREAD_MUTEX_INITIALIZER;
+static int rebuild_plugin_dir(const char *dir);
 
 /* plugin_dir for computes: root-owned, read-only to them, holding only the
  * allow-listed system plugins and ours (as symlinks to root-owned files).
@@ -245,18 +267,28 @@ static int link_plugin(const char *dir, const char *name, const char *target)
  * Rebuilt on every create, so the list follows the configuration. */
 static int ensure_plugin_dir(char *dir, size_t dirlen)
 {
+    int rc;
+
+    snprintf(dir, dirlen, "%s/.plugins", cfg->data_dir);
+    pthread_mutex_lock(&plugin_dir_lock);
+    rc = rebuild_plugin_dir(dir);
+    pthread_mutex_unlock(&plugin_dir_lock);
+    return rc;
+}
+
+static int rebuild_plugin_dir(const char *dir)
+{
     char list[sizeof(cfg->compute_plugins)], target[PATHMAX], *save = NULL;
     DIR *d;
     struct dirent *de;
 
-    snprintf(dir, dirlen, "%s/.plugins", cfg->data_dir);
     if (own_dir(dir, 0, 0, 0755) < 0)
         return -1;
     /* drop what is no longer listed */
     if ((d = opendir(dir)) != NULL) {
         while ((de = readdir(d)) != NULL) {
             char p[PATHMAX];
-            if (de->d_name[0] == '.')
+            if (de->d_name[0] == '.' || plugin_listed(de->d_name))
                 continue;
             snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
             unlink(p);
