@@ -25,22 +25,9 @@ exec 9> "/var/lock/smdb-container-base-$REL.lock"
 flock 9
 podman image exists "$IMG" && { echo "$IMG"; exit 0; }
 
-mirror() {
-  local m=""
-  if [ -r /etc/apt/sources.list.d/debian.sources ]; then
-    m=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' \
-        /etc/apt/sources.list.d/debian.sources)
-  fi
-  if [ -z "$m" ] && [ -r /etc/apt/sources.list ]; then
-    m=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
-        /etc/apt/sources.list)
-  fi
-  echo "${SMDB_DEBIAN_MIRROR:-${m:-http://deb.debian.org/debian}}"
-}
-
 TMP=$(mktemp -d /var/tmp/smdb-base.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-M=$(mirror)
+M=$("$ROOT/scripts/debian-mirror.sh")
 echo "container-base: debootstrap $REL from $M (about a minute)" >&2
 debootstrap --variant=minbase "$REL" "$TMP/root" "$M" > "$TMP/log" 2>&1 ||
   { tail -20 "$TMP/log" >&2; die "debootstrap failed"; }

@@ -22,18 +22,7 @@ die() { echo "trixie-root: $*" >&2; exit 1; }
 
 # The host's Debian mirror (deb822 or one-line sources), so the chroot uses
 # the same mirror the host is configured for.
-host_mirror() {
-  local m=""
-  if [ -r /etc/apt/sources.list.d/debian.sources ]; then
-    m=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' \
-        /etc/apt/sources.list.d/debian.sources)
-  fi
-  if [ -z "$m" ] && [ -r /etc/apt/sources.list ]; then
-    m=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
-        /etc/apt/sources.list)
-  fi
-  echo "${TRIXIE_MIRROR:-${m:-http://deb.debian.org/debian}}"
-}
+host_mirror() { SMDB_DEBIAN_MIRROR=${TRIXIE_MIRROR:-${SMDB_DEBIAN_MIRROR:-}} "$SRC/scripts/debian-mirror.sh"; }
 
 # Mount points in the order they are mounted; chroot_umount walks it backwards.
 CHROOT_MOUNTS=()

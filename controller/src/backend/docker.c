@@ -594,25 +594,14 @@ static MYSQL *admin(const compute_rec *c, int timeout_s, char *err, size_t errle
 
 static int d_admin_sql(const compute_rec *c, const char *q, char *err, size_t errlen)
 {
-    MYSQL *m = admin(c, 10, err, errlen);
-    int rc;
-
-    if (m == NULL)
-        return -1;
-    rc = sql_exec(m, q, err, errlen);
-    mysql_close(m);
-    return rc;
+    return sql_exec_close(admin(c, 10, err, errlen), q, err, errlen);
 }
 
 static int d_probe(const compute_rec *c, compute_probe *out)
 {
     char err[256];
-    MYSQL *m = admin(c, 5, err, sizeof(err));
 
-    if (m == NULL)
-        return -1;
-    out->client_sessions = sql_client_sessions(m, ADMIN_USER);
-    mysql_close(m);
+    out->client_sessions = sql_client_sessions_close(admin(c, 5, err, sizeof(err)), ADMIN_USER);
     return out->client_sessions < 0 ? -1 : 0;
 }
 

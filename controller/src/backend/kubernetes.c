@@ -15,6 +15,7 @@
  * running and stopped (replicas 0); can_freeze is false and the scheduler
  * stops instead. */
 #define _GNU_SOURCE
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -372,47 +373,32 @@ typedef struct pw {
 static pthread_mutex_t pw_lock = PTHREAD_MUTEX_INITIALIZER;
 static pw *pws;
 
+/* Secret data is base64 (OpenSSL's coder; the controller links libcrypto) */
 static int b64dec(const char *in, char *out, size_t outlen)
 {
-    static const char *tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    unsigned v = 0;
-    int bits = 0;
-    size_t o = 0;
+    size_t n = strlen(in);
+    int len;
 
-    for (; *in && *in != '='; in++) {
-        const char *p = strchr(tbl, *in);
-        if (p == NULL)
-            return -1;
-        v = (v << 6) | (unsigned)(p - tbl);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o + 1 >= outlen)
-                return -1;
-            out[o++] = (char)((v >> bits) & 0xff);
-        }
-    }
-    out[o] = '\0';
+    if (n % 4 || n / 4 * 3 + 1 > outlen)
+        return -1;
+    len = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
+    if (len < 0)
+        return -1;
+    while (n && in[--n] == '=')
+        len--;          /* EVP_DecodeBlock counts the padding's zero bytes */
+    out[len] = '\0';
     return 0;
 }
 
 static void b64enc(const char *in, char *out, size_t outlen)
 {
-    static const char *tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen(in), o = 0;
+    size_t n = strlen(in);
 
-    for (size_t i = 0; i < n && o + 5 < outlen; i += 3) {
-        unsigned v = (unsigned char)in[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned char)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+    if ((n + 2) / 3 * 4 + 1 > outlen) {
+        out[0] = '\0';
+        return;
     }
-    out[o] = '\0';
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
 }
 
 static int admin_password(const compute_rec *c, char out[64])
@@ -811,25 +797,14 @@ static MYSQL *admin(const compute_rec *c, int timeout_s, char *err, size_t errle
 
 static int k_admin_sql(const compute_rec *c, const char *q, char *err, size_t errlen)
 {
-    MYSQL *m = admin(c, 10, err, errlen);
-    int rc;
-
-    if (m == NULL)
-        return -1;
-    rc = sql_exec(m, q, err, errlen);
-    mysql_close(m);
-    return rc;
+    return sql_exec_close(admin(c, 10, err, errlen), q, err, errlen);
 }
 
 static int k_probe(const compute_rec *c, compute_probe *out)
 {
     char err[256];
-    MYSQL *m = admin(c, 5, err, sizeof(err));
 
-    if (m == NULL)
-        return -1;
-    out->client_sessions = sql_client_sessions(m, ADMIN_USER);
-    mysql_close(m);
+    out->client_sessions = sql_client_sessions_close(admin(c, 5, err, sizeof(err)), ADMIN_USER);
     return out->client_sessions < 0 ? -1 : 0;
 }
 

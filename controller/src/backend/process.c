@@ -804,29 +804,18 @@ static int p_destroy(const compute_rec *c, char *err, size_t errlen)
 static int p_admin_sql(const compute_rec *c, const char *q, char *err, size_t errlen)
 {
     char sock[PATHMAX];
-    MYSQL *m;
-    int rc;
 
     socket_path(sock, sizeof(sock), c);
-    m = sql_connect(sock, cfg->compute_user, 10, err, errlen);
-    if (m == NULL)
-        return -1;
-    rc = sql_exec(m, q, err, errlen);
-    mysql_close(m);
-    return rc;
+    return sql_exec_close(sql_connect(sock, cfg->compute_user, 10, err, errlen), q, err, errlen);
 }
 
 static int p_probe(const compute_rec *c, compute_probe *out)
 {
     char sock[PATHMAX], err[256];
-    MYSQL *m;
 
     socket_path(sock, sizeof(sock), c);
-    m = sql_connect(sock, cfg->compute_user, 5, err, sizeof(err));
-    if (m == NULL)
-        return -1;
-    out->client_sessions = sql_client_sessions(m, cfg->compute_user);
-    mysql_close(m);
+    out->client_sessions = sql_client_sessions_close(
+        sql_connect(sock, cfg->compute_user, 5, err, sizeof(err)), cfg->compute_user);
     return out->client_sessions < 0 ? -1 : 0;
 }
 

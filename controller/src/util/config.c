@@ -120,11 +120,17 @@ static bool chars_ok(const char *s, const char *extra)
     return true;
 }
 
-/* Values the kubernetes backend writes into object names, label selectors,
- * URLs and JSON bodies: only the characters each one needs. */
-static int k8s_check(const config *c, char *err, size_t errlen)
+/* Values that end up in a compute's my.cnf, Engine and Kubernetes API
+ * paths, label selectors, URLs and JSON bodies: letters, digits and only
+ * the other characters each one needs. */
+static int charset_check(const config *c, char *err, size_t errlen)
 {
     static const struct { const char *name; size_t off; const char *extra; } f[] = {
+        {"compute_proxy_networks", offsetof(config, compute_proxy_networks), ".:/, "},
+        {"compute_plugins", offsetof(config, compute_plugins), "._- "},
+        {"docker_proxy_networks", offsetof(config, docker_proxy_networks), ".:/,"},
+        {"docker_image", offsetof(config, docker_image), "._-/:@"},
+        {"docker_report_url", offsetof(config, docker_report_url), "._~:/?&=%+-"},
         {"k8s_namespace", offsetof(config, k8s_namespace), "-"},
         {"k8s_prefix", offsetof(config, k8s_prefix), "-"},
         {"k8s_image", offsetof(config, k8s_image), "._-/:@"},
@@ -140,7 +146,8 @@ static int k8s_check(const config *c, char *err, size_t errlen)
 
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
         if (!chars_ok((const char *)c + f[i].off, f[i].extra)) {
-            snprintf(err, errlen, "%s has characters it may not have", f[i].name);
+            snprintf(err, errlen, "%s has characters it may not have (letters, digits and "
+                     "\"%s\" only)", f[i].name, f[i].extra);
             return -1;
         }
     if (c->k8s_prefix[0] && !isalpha((unsigned char)c->k8s_prefix[0])) {
@@ -374,43 +381,18 @@ int config_validate(const config *c, char *err, size_t errlen)
                  "ids as compute_port_min..compute_port_max");
         return -1;
     }
-    for (const char *p = c->compute_proxy_networks; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr(".:/, ", *p)) {
-            snprintf(err, errlen, "compute_proxy_networks: addresses and networks only");
-            return -1;
-        }
-    for (const char *p = c->docker_proxy_networks; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr(".:/,", *p)) {
-            snprintf(err, errlen, "docker_proxy_networks: addresses and networks only");
-            return -1;
-        }
-    /* names the backend builds paths and URLs from */
+    /* names the docker backend builds paths and URLs from */
     if (!docker_name_ok(c->docker_network) || !docker_name_ok(c->docker_prefix)) {
         snprintf(err, errlen, "docker_network and docker_prefix: [a-zA-Z0-9_.-], starting "
                  "with a letter or digit");
         return -1;
     }
-    for (const char *p = c->docker_image; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("._-/:@", *p)) {
-            snprintf(err, errlen, "docker_image: an image reference");
-            return -1;
-        }
-    for (const char *p = c->docker_report_url; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("._~:/?&=%+-", *p)) {
-            snprintf(err, errlen, "docker_report_url: a plain URL");
-            return -1;
-        }
-    for (const char *p = c->compute_plugins; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("._- ", *p)) {
-            snprintf(err, errlen, "compute_plugins: plugin file names (a-z0-9._-) only");
-            return -1;
-        }
     if (c->lease_ttl_ms < 2 * c->scheduler_interval_ms) {
         /* the holder renews it every tick: two ticks must fit */
         snprintf(err, errlen, "lease_ttl_ms must be at least twice scheduler_interval_ms");
         return -1;
     }
-    if (k8s_check(c, err, errlen) < 0)
+    if (charset_check(c, err, errlen) < 0)
         return -1;
     if (strcmp(c->backend, "process") != 0 && strcmp(c->backend, "docker") != 0 &&
         strcmp(c->backend, "kubernetes") != 0) {

@@ -12,11 +12,11 @@ static void lib_init(void)
     mysql_library_init(0, NULL, NULL);
 }
 
-MYSQL *sql_connect(const char *socket_path, const char *user, int timeout_s,
-                   char *err, size_t errlen)
+/* A handle with the timeouts set; NULL (err says so) if out of memory. */
+static MYSQL *handle(int timeout_s, char *err, size_t errlen)
 {
-    MYSQL *m;
     unsigned int t = (unsigned int)timeout_s;
+    MYSQL *m;
 
     pthread_once(&lib_once, lib_init);
     m = mysql_init(NULL);
@@ -27,7 +27,15 @@ MYSQL *sql_connect(const char *socket_path, const char *user, int timeout_s,
     mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &t);
     mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &t);
     mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &t);
-    if (mysql_real_connect(m, NULL, user, NULL, NULL, 0, socket_path, 0) == NULL) {
+    return m;
+}
+
+static MYSQL *connect_or_close(MYSQL *m, const char *host, const char *user,
+                               const char *password, int port, const char *socket_path,
+                               char *err, size_t errlen)
+{
+    if (m && mysql_real_connect(m, host, user, password, NULL, (unsigned)port, socket_path,
+                                0) == NULL) {
         snprintf(err, errlen, "%s", mysql_error(m));
         mysql_close(m);
         return NULL;
@@ -35,31 +43,24 @@ MYSQL *sql_connect(const char *socket_path, const char *user, int timeout_s,
     return m;
 }
 
+MYSQL *sql_connect(const char *socket_path, const char *user, int timeout_s,
+                   char *err, size_t errlen)
+{
+    return connect_or_close(handle(timeout_s, err, errlen), NULL, user, NULL, 0, socket_path,
+                            err, errlen);
+}
+
 MYSQL *sql_connect_tcp(const char *host, int port, const char *user, const char *password,
                        int timeout_s, char *err, size_t errlen)
 {
-    MYSQL *m;
-    unsigned int t = (unsigned int)timeout_s;
+    MYSQL *m = handle(timeout_s, err, errlen);
     my_bool no = 0;
 
-    pthread_once(&lib_once, lib_init);
-    m = mysql_init(NULL);
-    if (m == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &t);
-    mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &t);
-    mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &t);
     /* a compute on a private network, reached by address: no TLS of its
      * own to verify (connector 3.4 would otherwise insist) */
-    mysql_optionsv(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &no);
-    if (mysql_real_connect(m, host, user, password, NULL, (unsigned)port, NULL, 0) == NULL) {
-        snprintf(err, errlen, "%s", mysql_error(m));
-        mysql_close(m);
-        return NULL;
-    }
-    return m;
+    if (m)
+        mysql_optionsv(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &no);
+    return connect_or_close(m, host, user, password, port, NULL, err, errlen);
 }
 
 int sql_exec(MYSQL *m, const char *q, char *err, size_t errlen)
@@ -91,10 +92,9 @@ long long sql_value(MYSQL *m, const char *q)
     return v;
 }
 
-int sql_ping(const char *socket_path, const char *user, int timeout_s)
+/* SELECT 1 on m, then closes it; 0 if served. */
+static int ping_close(MYSQL *m)
 {
-    char err[256];
-    MYSQL *m = sql_connect(socket_path, user, timeout_s, err, sizeof(err));
     long long v;
 
     if (m == NULL)
@@ -104,18 +104,41 @@ int sql_ping(const char *socket_path, const char *user, int timeout_s)
     return v == 1 ? 0 : -1;
 }
 
+int sql_ping(const char *socket_path, const char *user, int timeout_s)
+{
+    char err[256];
+
+    return ping_close(sql_connect(socket_path, user, timeout_s, err, sizeof(err)));
+}
+
 int sql_ping_tcp(const char *host, int port, const char *user, const char *password,
                  int timeout_s)
 {
     char err[256];
-    MYSQL *m = sql_connect_tcp(host, port, user, password, timeout_s, err, sizeof(err));
-    long long v;
+
+    return ping_close(sql_connect_tcp(host, port, user, password, timeout_s, err, sizeof(err)));
+}
+
+int sql_exec_close(MYSQL *m, const char *q, char *err, size_t errlen)
+{
+    int rc;
 
     if (m == NULL)
         return -1;
-    v = sql_value(m, "SELECT 1");
+    rc = sql_exec(m, q, err, errlen);
     mysql_close(m);
-    return v == 1 ? 0 : -1;
+    return rc;
+}
+
+long long sql_client_sessions_close(MYSQL *m, const char *admin_user)
+{
+    long long n;
+
+    if (m == NULL)
+        return -1;
+    n = sql_client_sessions(m, admin_user);
+    mysql_close(m);
+    return n;
 }
 
 long long sql_client_sessions(MYSQL *m, const char *admin_user)

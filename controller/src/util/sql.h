@@ -26,4 +26,9 @@ int sql_ping(const char *socket_path, const char *user, int timeout_s);
  * -1 on error. */
 long long sql_client_sessions(MYSQL *m, const char *admin_user);
 
+/* The same on a fresh session m (NULL: its connect failed, err is set),
+ * closing it afterwards: the backends' one-statement admin calls. */
+int sql_exec_close(MYSQL *m, const char *q, char *err, size_t errlen);
+long long sql_client_sessions_close(MYSQL *m, const char *admin_user);
+
 #endif
