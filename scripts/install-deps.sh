@@ -18,6 +18,8 @@ PACKAGES=(
   libjansson-dev libcurl4-openssl-dev libpq-dev libmicrohttpd-dev
   postgresql postgresql-client
   libcmocka-dev sysbench
+  # the connect benchmark's third baseline (bench/proxy_bench.py)
+  haproxy
   python3-pymysql python3-pytest
   curl procps iproute2 psmisc
   debootstrap
