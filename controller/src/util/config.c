@@ -60,6 +60,8 @@ static const opt opts[] = {
     S("docker_proxy_networks", docker_proxy_networks),
     I("cu_memory_mb", cu_memory_mb, 64, 1 << 20),
     I("cu_millicpus", cu_millicpus, 10, 1 << 20),
+    I("cu_buffer_pool_mb", cu_buffer_pool_mb, 8, 1 << 20),
+    I("cu_max_connections", cu_max_connections, 1, 100000),
     I("docker_pids_limit", docker_pids_limit, 64, 1 << 20),
     S("k8s_api", k8s_api),
     S("k8s_token_file", k8s_token_file),
@@ -189,6 +191,8 @@ void config_defaults(config *c)
     strcpy(c->docker_prefix, "smdb");
     c->cu_memory_mb = 1024;
     c->cu_millicpus = 1000;
+    c->cu_buffer_pool_mb = 256;
+    c->cu_max_connections = 100;
     c->docker_pids_limit = 512;
     strcpy(c->k8s_api, "https://kubernetes.default.svc");
     strcpy(c->k8s_token_file, "/var/run/secrets/kubernetes.io/serviceaccount/token");

@@ -41,6 +41,8 @@ typedef struct {
     char docker_proxy_networks[256];   /* where the proxy connects to computes from */
     int cu_memory_mb;        /* memory limit per compute unit */
     int cu_millicpus;        /* CPU limit per compute unit (1000: one CPU) */
+    int cu_buffer_pool_mb;   /* innodb_buffer_pool_size per compute unit */
+    int cu_max_connections;  /* client sessions per compute unit (the proxy's limit) */
     int docker_pids_limit;
     /* kubernetes backend (docs/kubernetes-backend.md) */
     char k8s_api[256];              /* API server URL; default: in-cluster */
