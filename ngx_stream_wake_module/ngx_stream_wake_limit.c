@@ -179,7 +179,7 @@ ngx_stream_wake_limit_init(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_stream_wake_limit_zone_t  *ozone = data;
 
-    size_t                         len;
+    size_t                         len, chunk;
     ngx_stream_wake_limit_zone_t  *zone;
 
     zone = shm_zone->data;
@@ -213,10 +213,17 @@ ngx_stream_wake_limit_init(ngx_shm_zone_t *shm_zone, void *data)
     zone->sh->nclients = 0;
     zone->sh->full = 0;
 
-    /* the explicit bound: the client table never takes more than its share */
+    /*
+     * The explicit bound: the client table never takes more than its share,
+     * counted in the slab's chunks (a power of two).
+     */
+    for (chunk = 8; chunk < sizeof(ngx_stream_wake_client_node_t); chunk <<= 1)
+    {
+        /* void */
+    }
+
     zone->sh->max_clients = shm_zone->shm.size / NGX_STREAM_WAKE_CLIENT_SHARE
-                            / ngx_align(sizeof(ngx_stream_wake_client_node_t),
-                                        16);
+                            / chunk;
 
     len = sizeof(" in wake limit zone \"\"") + shm_zone->shm.name.len;
 
@@ -346,6 +353,17 @@ ngx_stream_wake_limit_refuse(ngx_stream_wake_ctx_t *ctx, ngx_msec_t waited)
 
     wscf = ngx_stream_get_module_srv_conf(ctx->session,
                                           ngx_stream_wake_module);
+
+    if (wscf->session_queue == 0 || wscf->session_queue_timeout == 0) {
+        /* no waiting configured */
+        (void) ngx_stream_wake_fail(ctx->session, ctx,
+                                    NGX_STREAM_SERVICE_UNAVAILABLE,
+                                    NGX_STREAM_WAKE_ER_CON_COUNT,
+                                    "Too many connections: project '%V' is "
+                                    "at its limit of %i sessions; retry later",
+                                    &ctx->project, ctx->max_sessions);
+        return;
+    }
 
     if (waited == 0) {
         (void) ngx_stream_wake_fail(ctx->session, ctx,
