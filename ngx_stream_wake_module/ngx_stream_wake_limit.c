@@ -24,8 +24,11 @@
 
 #define NGX_STREAM_WAKE_ER_CON_COUNT   1040, "08004"
 
-/* a new project's node never waits for a slot the client table holds */
+/* the client table's share of the zone: 1/2 */
 #define NGX_STREAM_WAKE_CLIENT_SHARE   2
+
+/* a client bucket's token, in millionths */
+#define NGX_STREAM_WAKE_TOKEN          1000000
 
 
 typedef struct {
@@ -41,7 +44,7 @@ typedef struct {
     ngx_rbtree_node_t           node;       /* key: crc32 of the address */
     ngx_queue_t                 queue;      /* LRU, most recent first */
     ngx_msec_t                  last;       /* of the last refill */
-    ngx_int_t                   tokens;     /* thousandths of a token */
+    int64_t                     tokens;     /* millionths of a token */
     u_char                      addr_len;
     u_char                      addr[NGX_SOCKADDR_STRLEN];
 } ngx_stream_wake_client_node_t;
@@ -449,9 +452,10 @@ ngx_stream_wake_limit_enter(ngx_stream_wake_ctx_t *ctx, ngx_int_t max_sessions)
         return;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
-                   "wake: project \"%V\" at %i sessions, queued",
-                   &ctx->project, max_sessions);
+    /* one line per waiter, like the ERR or admission that ends the wait */
+    ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                  "wake: project \"%V\" is at its limit of %i sessions, "
+                  "waiting for a slot", &ctx->project, max_sessions);
 
     s->connection->log->action = "waiting for a session slot";
 
@@ -669,24 +673,27 @@ ngx_stream_wake_client_evict(ngx_stream_wake_limit_zone_t *zone)
 }
 
 
-/* refill since the last look, at most to the burst */
+/*
+ * Refill since the last look, at most to the burst.  client_rate is in
+ * thousandths of a token per second, which makes ms x rate exactly the
+ * millionths of a token earned: no rounding loses a slow refill.
+ */
 static void
 ngx_stream_wake_client_refill(ngx_stream_wake_client_node_t *cn,
     ngx_stream_wake_srv_conf_t *wscf)
 {
     ngx_msec_int_t  ms;
-    ngx_int_t       full;
+    int64_t         full;
 
-    full = (ngx_int_t) wscf->client_burst * 1000;
+    full = (int64_t) wscf->client_burst * NGX_STREAM_WAKE_TOKEN;
     ms = (ngx_msec_int_t) (ngx_current_msec - cn->last);
 
     if (ms > 0) {
-        /* client_rate is in thousandths of a token per second */
         if (ms > 86400000) {
             ms = 86400000;
         }
 
-        cn->tokens += (ngx_int_t) ((uint64_t) ms * wscf->client_rate / 1000);
+        cn->tokens += (int64_t) ms * (int64_t) wscf->client_rate;
         cn->last = ngx_current_msec;
     }
 
@@ -728,10 +735,10 @@ ngx_stream_wake_client_check(ngx_stream_session_t *s, ngx_msec_t *retry_ms)
     if (cn) {
         ngx_stream_wake_client_refill(cn, wscf);
 
-        if (cn->tokens < 1000) {
+        if (cn->tokens < NGX_STREAM_WAKE_TOKEN) {
             /* a refused attempt is not charged: it cost nothing */
-            *retry_ms = (ngx_msec_t) ((1000 - cn->tokens) * 1000
-                                      / (ngx_int_t) wscf->client_rate) + 1;
+            *retry_ms = (ngx_msec_t) ((NGX_STREAM_WAKE_TOKEN - cn->tokens)
+                                      / (int64_t) wscf->client_rate) + 1;
             rc = NGX_BUSY;
         }
     }
@@ -810,7 +817,7 @@ ngx_stream_wake_client_failed(ngx_stream_session_t *s)
         cn->node.key = hash;
         cn->addr_len = (u_char) addr->len;
         ngx_memcpy(cn->addr, addr->data, addr->len);
-        cn->tokens = (ngx_int_t) wscf->client_burst * 1000;
+        cn->tokens = (int64_t) wscf->client_burst * NGX_STREAM_WAKE_TOKEN;
         cn->last = ngx_current_msec;
 
         ngx_rbtree_insert(&zone->sh->clients, &cn->node);
@@ -819,7 +826,7 @@ ngx_stream_wake_client_failed(ngx_stream_session_t *s)
 
     ngx_stream_wake_client_refill(cn, wscf);
 
-    cn->tokens -= 1000;
+    cn->tokens -= NGX_STREAM_WAKE_TOKEN;
 
     if (cn->tokens < 0) {
         cn->tokens = 0;
