@@ -6,7 +6,8 @@
  *   ngx_stream_wake_filter.c      the stream filter (both directions)
  *   ngx_stream_wake_controller.c  the non-blocking /wake_compute HTTP call
  *   ngx_stream_wake_shm.c         shared memory: wake cache, connection ids
- *   ngx_stream_wake_limit.c       session limits + queue, client buckets
+ *   ngx_stream_wake_limit.c       limit zone, session limits + queue
+ *   ngx_stream_wake_client.c      per-address failure buckets
  *   ngx_stream_wake_idmap.c       the id map's indexes (pure, unit tested)
  *   mysql_proto.c, wake_http.c    pure protocol code (unit tested, fuzzed)
  */

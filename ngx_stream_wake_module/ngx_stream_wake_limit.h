@@ -2,9 +2,11 @@
  * Limits of ngx_stream_wake_module (docs/limits.md), in their own shared
  * memory zone, shared by all workers:
  *
- *   - per project: live sessions against the controller's
- *     X-Wake-Max-Sessions, and the clients that wait for a slot;
- *   - per client address: a token bucket charged by failures only.
+ *   ngx_stream_wake_limit.c   the zone; per project: live sessions against
+ *                             the controller's X-Wake-Max-Sessions, and the
+ *                             clients that wait for a slot
+ *   ngx_stream_wake_client.c  per client address: a token bucket charged
+ *                             by failures only
  */
 
 #ifndef NGX_STREAM_WAKE_LIMIT_H
@@ -14,6 +16,44 @@
 
 /* how often a waiting session looks at its project's count */
 #define NGX_STREAM_WAKE_QUEUE_TICK    10
+
+
+/* the zone's insides, for its two users (limit.c, client.c) */
+
+typedef struct {
+    ngx_rbtree_node_t           node;       /* key: crc32 of the address */
+    ngx_queue_t                 queue;      /* LRU, most recent first */
+    ngx_msec_t                  last;       /* of the last refill */
+    int64_t                     tokens;     /* millionths of a token */
+    u_char                      addr_len;
+    u_char                      addr[NGX_SOCKADDR_STRLEN];
+} ngx_stream_wake_client_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                projects;
+    ngx_rbtree_node_t           projects_sentinel;
+    ngx_rbtree_t                clients;
+    ngx_rbtree_node_t           clients_sentinel;
+    ngx_queue_t                 lru;
+    ngx_uint_t                  nclients;
+    ngx_uint_t                  max_clients;
+    ngx_uint_t                  full;       /* logged, until an add works */
+} ngx_stream_wake_limit_sh_t;
+
+
+typedef struct {
+    ngx_stream_wake_limit_sh_t *sh;
+    ngx_slab_pool_t            *shpool;
+} ngx_stream_wake_limit_zone_t;
+
+
+ngx_stream_wake_limit_zone_t *ngx_stream_wake_limit_zone_of(
+    ngx_stream_session_t *s);
+void ngx_stream_wake_client_table_init(ngx_stream_wake_limit_sh_t *sh,
+    size_t size);
+/* the least recently charged address goes (the zone is locked) */
+void ngx_stream_wake_client_evict(ngx_stream_wake_limit_zone_t *zone);
 
 
 ngx_shm_zone_t *ngx_stream_wake_limit_zone_add(ngx_conf_t *cf,
