@@ -126,10 +126,12 @@ static int connect_session(struct wa_server *s)
         return -1;
     }
     s->mysql = m;
-    /* Never stall the reporter on a slow read or a lock; keep the session
-     * out of the general and slow logs: it is not a client's work. */
-    if (run(s, "SET SESSION max_statement_time=2, lock_wait_timeout=2, sql_log_off=1, "
-               "long_query_time=3600",
+    /* Never stall the reporter on a lock (the reads below also carry a
+     * statement time limit; a SET GLOBAL of a target does not: a buffer
+     * pool resize takes as long as it takes, and cut short it would fail).
+     * Keep the session out of the general and slow logs: it is not a
+     * client's work. */
+    if (run(s, "SET SESSION lock_wait_timeout=2, sql_log_off=1, long_query_time=3600",
             "session settings") != 0) {
         disconnect(s);
         return -1;
@@ -152,6 +154,7 @@ static int connect_session(struct wa_server *s)
 
 /* One (name, value) row per signal; the labels are wa_stats_set's. */
 static const char STATS_SQL[] =
+    "SET STATEMENT max_statement_time=2 FOR "
     "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
     " WHERE VARIABLE_NAME IN ('THREADS_RUNNING','INNODB_BUFFER_POOL_PAGES_TOTAL',"
     "'INNODB_BUFFER_POOL_PAGES_DATA','INNODB_BUFFER_POOL_PAGES_FREE',"
@@ -163,7 +166,8 @@ static const char STATS_SQL[] =
     " UNION ALL SELECT 'EVENTS', IF(@@GLOBAL.event_scheduler = 'ON', COUNT(*), 0)"
     " FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'";
 
-static const char SESSIONS_SQL[] = "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST";
+static const char SESSIONS_SQL[] = "SET STATEMENT max_statement_time=2 FOR "
+                                   "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST";
 
 static int read_stats(struct wa_server *s, struct wa_stats *st)
 {

@@ -191,7 +191,9 @@ def test_cpu_ms_grows_under_load(compute_factory, receiver):
 
 def test_target_is_applied(compute_factory, receiver):
     db = compute_factory(interval=30)
-    next_report(receiver)
+    # the first report waited for the server to be ready: it has the signals
+    first = receiver.wait_for(lambda d: True, timeout=10)
+    assert first is not None and with_signals(first.doc), first and first.doc
     db.create_user("app", "pw")
     receiver.answer = {"target": {"buffer_pool_bytes": 64 * MiB, "max_connections": 37}}
     # the next periodic report is 30 s away: a client's 0->1 is reported now
