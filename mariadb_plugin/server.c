@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -84,6 +85,7 @@ void wa_server_init(struct wa_server *s)
     s->tried.bp_bytes = s->tried.max_connections = 0;
     atomic_store(&s->applied, 0);
     atomic_store(&s->sql_ok, 0);
+    atomic_store(&s->read_us, 0);
 }
 
 static int run(struct wa_server *s, const char *sql, const char *what)
@@ -249,8 +251,14 @@ static int read_all(struct wa_server *s, const struct wa_userlist *admins, struc
 
 int wa_server_read(struct wa_server *s, const struct wa_userlist *admins, struct wa_stats *st)
 {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
     int starting = read_all(s, admins, st);
+    clock_gettime(CLOCK_MONOTONIC, &b);
     atomic_store(&s->sql_ok, st->sql_ok);
+    if (st->sql_ok)
+        atomic_store(&s->read_us, (long long)(b.tv_sec - a.tv_sec) * 1000000 +
+                                      (b.tv_nsec - a.tv_nsec) / 1000);
     return starting;
 }
 

@@ -94,11 +94,13 @@ def test_signals_present_and_plausible(compute_factory, receiver):
     assert doc["events"] == 0
     assert doc["bp_pages_total"] > 0
     assert doc["bp_pages_data"] + doc["bp_pages_free"] <= doc["bp_pages_total"]
-    assert doc["bp_read_requests"] >= doc["bp_reads"]
+    # (11.8 counts some page reads that were no read request: no order between them)
+    assert doc["bp_read_requests"] > 0 and doc["bp_reads"] > 0
     assert 0 < doc["cpu_ms"] < 600000
     st = db.status()
     assert st["wake_activity_server_signals"] == 1
     assert st["wake_activity_targets_applied"] == 0
+    assert 0 < st["wake_activity_server_read_us"] < 2000000
     # the values are the server's own
     rows = dict(db.sql("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_total'"))
     assert int(rows["Innodb_buffer_pool_pages_total"]) == doc["bp_pages_total"]
