@@ -138,7 +138,7 @@ static int connect_session(struct wa_server *s)
         disconnect(s);
         return -1;
     }
-    /* fixed at startup, and missing before MariaDB 10.11.12 (no clamp then) */
+    /* fixed at startup; older servers lack it (no clamp then) */
     s->bp_max = 0;
     if (mysql_real_query(m, "SELECT @@innodb_buffer_pool_size_max",
                          sizeof "SELECT @@innodb_buffer_pool_size_max" - 1) == 0) {
