@@ -238,7 +238,9 @@ def test_target_clamped_and_bad_answers_ignored(compute_factory, receiver):
     assert doc["bp_bytes"] == 96 * MiB
     # answers that are not a target: ignored, reports go on
     for bad in ({"target": {"max_connections": -5}}, {"target": {"max_connections": 1.5}},
-                {"target": {"max_connections": "77"}}, ["x"]):
+                {"target": {"max_connections": "77"}}, ["x"],
+                # longer than the 4 KiB the plugin keeps of an answer
+                {"target": {"max_connections": 77}, "pad": "x" * 5000}):
         receiver.answer = bad
         doc = next_report(receiver)
         assert doc["max_connections"] == 500, bad
