@@ -272,8 +272,25 @@ static int set_global(struct wa_server *s, const char *var, uint64_t from, uint6
                        mysql_errno((MYSQL *)s->mysql));
         return 0;
     }
-    wa_log_note("target: %s=%" PRIu64 " (was %" PRIu64 ")", var, to, from);
     atomic_fetch_add(&s->applied, 1);
+    /* the server may have rounded or clamped it (with a warning only): log
+     * what it took */
+    uint64_t now = to;
+    snprintf(sql, sizeof sql, "SELECT @@GLOBAL.%s", var);
+    if (mysql_real_query((MYSQL *)s->mysql, sql, (unsigned long)strlen(sql)) == 0) {
+        MYSQL_RES *res = mysql_store_result((MYSQL *)s->mysql);
+        MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+        unsigned long *len = row ? mysql_fetch_lengths(res) : NULL;
+        if (!row || !row[0] || wa_parse_u64(row[0], len[0], &now) != 0)
+            now = to;
+        if (res)
+            mysql_free_result(res);
+    }
+    if (now == to)
+        wa_log_note("target: %s=%" PRIu64 " (was %" PRIu64 ")", var, to, from);
+    else
+        wa_log_note("target: %s=%" PRIu64 " (asked %" PRIu64 ", was %" PRIu64 ")", var, now,
+                    to, from);
     return 1;
 }
 

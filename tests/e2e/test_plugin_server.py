@@ -236,6 +236,12 @@ def test_target_clamped_and_bad_answers_ignored(compute_factory, receiver):
     receiver.answer = {"target": {"buffer_pool_bytes": 4096 * MiB}}
     doc = next_report(receiver, lambda d: d["bp_bytes"] != 32 * MiB, timeout=10)
     assert doc["bp_bytes"] == 96 * MiB
+    # below the server's minimum: it takes its minimum, and the log says so
+    receiver.answer = {"target": {"buffer_pool_bytes": 1 * MiB}}
+    doc = next_report(receiver, lambda d: d["bp_bytes"] != 96 * MiB, timeout=10)
+    assert 1 * MiB < doc["bp_bytes"] < 32 * MiB
+    assert f"innodb_buffer_pool_size={doc['bp_bytes']} (asked {MiB}, was {96 * MiB})" \
+        in db.log_tail(20000)
     # answers that are not a target: ignored, reports go on
     for bad in ({"target": {"max_connections": -5}}, {"target": {"max_connections": 1.5}},
                 {"target": {"max_connections": "77"}}, ["x"],
