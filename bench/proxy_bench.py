@@ -16,6 +16,8 @@ In one run, on loopback, against one warm compute:
 """
 import os
 import re
+import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -26,13 +28,15 @@ from common import Platform, report
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 from conftest import free_port, wait_port  # noqa: E402
-from nginx_fixture import start_nginx  # noqa: E402
+from nginx_fixture import raw_connect, read_packet, start_nginx  # noqa: E402
+import test_unauth as unauth  # noqa: E402
 from mariadb_fixture import MariaDB  # noqa: E402
 from test_clients import server_cert  # noqa: E402
 
 CONNECTS = int(os.environ.get("BENCH_CONNECTS", "300"))
 C_CONNECTS = int(os.environ.get("BENCH_C_CONNECTS", "1000"))
 RTTS = int(os.environ.get("BENCH_RTTS", "2000"))
+PHASED = int(os.environ.get("BENCH_PHASED", "300"))
 ONLY_CONNECT = os.environ.get("BENCH_ONLY_CONNECT") == "1"     # (1) only
 WAKES = int(os.environ.get("BENCH_WAKES", "30"))
 SB_TIME = int(os.environ.get("BENCH_SYSBENCH_TIME", "6"))
@@ -87,6 +91,42 @@ backend compute
     procs.start("haproxy", [HAPROXY, "-db", "-f", cfg])
     wait_port(port, timeout=10)
     return port
+
+
+def phased_session(port, user, pw, db):
+    """One connect + auth + SELECT 1 by hand (raw socket, mysql_native_password),
+    timed per phase: [connect -> greeting, response -> next packet (OK, or the
+    module's AuthSwitchRequest), (the auth answer -> OK,) SELECT 1]."""
+    marks = [time.perf_counter()]
+    s = raw_connect(port)
+    try:
+        seq, g = read_packet(s)
+        marks.append(time.perf_counter())
+        i = g.index(b"\0", 1) + 1 + 4                     # after version, conn id
+        scramble = g[i:i + 8] + g[i + 8 + 19:i + 8 + 19 + 12]
+        body = struct.pack("<IIB", unauth.CAPS, 1 << 24, 45) + b"\0" * 19 + \
+            struct.pack("<I", 0x1d) + user.encode() + b"\0"
+        token = unauth.native_token(pw, scramble)
+        body += bytes([len(token)]) + token + db.encode() + b"\0mysql_native_password\0"
+        s.sendall(unauth.packet(1, body))
+        seq, p = read_packet(s)
+        marks.append(time.perf_counter())
+        if p[:1] == b"\xfe":                               # AuthSwitchRequest
+            end = p.index(b"\0", 1)
+            s.sendall(unauth.packet(seq + 1, unauth.native_token(pw, p[end + 1:].rstrip(b"\0"))))
+            seq, p = read_packet(s)
+            marks.append(time.perf_counter())
+        assert p[:1] == b"\x00", p
+        s.sendall(unauth.packet(0, b"\x03SELECT 1"))
+        eofs = 0
+        while eofs < 2:                                     # columns EOF, rows EOF
+            seq, p = read_packet(s)
+            assert p and p[:1] != b"\xff", p
+            eofs += p[:1] == b"\xfe" and len(p) < 9
+        marks.append(time.perf_counter())
+    finally:
+        s.close()
+    return [(b - a) * 1000 for a, b in zip(marks, marks[1:])]
 
 
 def pct(xs, q):
@@ -152,6 +192,9 @@ def main():
         cid, cport = doc["compute_id"], doc["compute"]["port"]
         user, pw = doc["admin_user"], doc["admin_password"]
         plain = free_port()
+        # the module's own upstream settings (PROXY header, source address the
+        # computes trust) without the module: what is left is the module's cost
+        plain_pp = free_port()
         ca, cert, key = server_cert(p.run_dir)
         # TLS offered as the shipped config does; plain clients ignore it
         ngx = start_nginx(p.procs, p.run_dir, ctl, cache_ttl=f"{CACHE_TTL_S}s", ssl=True,
@@ -159,12 +202,16 @@ def main():
                                 f"        ssl_certificate_key {key};\n"
                                 "        ssl_protocols TLSv1.2 TLSv1.3;\n",
                           stream_extra=f"    server {{ listen 127.0.0.1:{plain}; "
-                                       f"proxy_pass 127.0.0.1:{cport}; }}")
+                                       f"proxy_pass 127.0.0.1:{cport}; }}\n"
+                                       f"    server {{ listen 127.0.0.1:{plain_pp}; "
+                                       f"proxy_pass 127.0.0.1:{cport}; proxy_protocol on; "
+                                       "proxy_bind 127.0.0.2; }")
 
         # (1) connect + auth + SELECT 1, one C client, round-robin over the paths
         hap = start_haproxy(p.procs, p.run_dir, cport)
         exe = build_client(p.run_dir)
         paths = [("direct to mariadbd", cport), ("plain nginx proxy_pass", plain),
+                 ("plain nginx + PROXY protocol, proxy_bind", plain_pp),
                  ("haproxy (tcp mode)", hap), ("nginx + wake module", ngx.port)]
         ports = [port for _, port in paths]
         run_client(exe, "connect", 50, user, pw, "bench", ports)         # warm-up
@@ -172,9 +219,9 @@ def main():
         rtt = run_client(exe, "rtt", RTTS, user, pw, "bench", ports)
         print(f"(1) connect + auth + SELECT 1, warm compute, libmariadb ({C_CONNECTS} each, "
               "round-robin):")
-        p50 = {port: report(name, conn[port]) for name, port in paths}
+        p50 = {port: report(name, conn[port], digits=3) for name, port in paths}
         print(f"    SELECT 1 on an open session ({RTTS} each, round-robin):")
-        r50 = {port: report(name, rtt[port]) for name, port in paths}
+        r50 = {port: report(name, rtt[port], digits=3) for name, port in paths}
         print("    ratios to plain nginx: " + ", ".join(
             f"{name} p50 {p50[port] / p50[plain]:.2f}x p99 "
             f"{pct(conn[port], 0.99) / pct(conn[plain], 0.99):.2f}x"
@@ -185,6 +232,21 @@ def main():
               f"({'met' if p50[ngx.port] <= goal else 'NOT met'}); haproxy p50 "
               f"{p50[hap]:.3f} ms ({'below' if p50[ngx.port] < p50[hap] else 'NOT below'}); "
               f"module / direct p50 {p50[ngx.port] / p50[cport]:.2f}x (target <= 1.5x)")
+        print(f"    module - plain nginx with the same upstream settings p50 "
+              f"{p50[ngx.port] - p50[plain_pp]:+.3f} ms (proxied round trip {r50[plain_pp]:.3f} ms)")
+        # where the time goes: the same, by hand, timed per phase
+        phased = {port: [] for _, port in paths}
+        for _ in range(PHASED):
+            for _, port in paths:
+                phased[port].append(phased_session(port, user, pw, "bench"))
+        print(f"    by phase, median ms (raw-socket client, {PHASED} each, round-robin): "
+              "connect->greeting, response->OK (module: ->AuthSwitchRequest, "
+              "auth answer->OK), SELECT 1; total")
+        for name, port in paths:
+            cols = list(zip(*phased[port]))
+            print(f"  {name:<48} " + "  ".join(f"{statistics.median(c):.3f}" for c in cols)
+                  + f"   total {statistics.median(sum(x) for x in phased[port]):.3f}")
+
         if ONLY_CONNECT:
             assert not ngx.alerts(), ngx.alerts()
             return
