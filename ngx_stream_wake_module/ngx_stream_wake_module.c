@@ -70,6 +70,10 @@ static ngx_int_t ngx_stream_wake_log_handler(ngx_stream_session_t *s);
 
 static ngx_int_t ngx_stream_wake_variable_str(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_stream_wake_variable_upstream(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_stream_wake_variable_pre(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_stream_wake_variable_time(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_stream_wake_variable_id(ngx_stream_session_t *s,
@@ -191,6 +195,13 @@ static ngx_command_t  ngx_stream_wake_commands[] = {
       0,
       NULL },
 
+    { ngx_string("wake_preconnect"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
+      ngx_stream_wake_preconnect,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_wake_srv_conf_t, preconnect),
+      NULL },
+
     { ngx_string("wake_greeting_timeout"),
       NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -259,9 +270,12 @@ static ngx_stream_variable_t  ngx_stream_wake_vars[] = {
     { ngx_string("wake_user"), NULL, ngx_stream_wake_variable_str,
       offsetof(ngx_stream_wake_ctx_t, user), 0, 0 },
 
-    { ngx_string("wake_upstream"), NULL, ngx_stream_wake_variable_str,
+    { ngx_string("wake_upstream"), NULL, ngx_stream_wake_variable_upstream,
       offsetof(ngx_stream_wake_ctx_t, upstream), NGX_STREAM_VAR_NOCACHEABLE,
       0 },
+
+    { ngx_string("wake_preconnect"), NULL, ngx_stream_wake_variable_pre,
+      0, NGX_STREAM_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("wake_compute"), NULL, ngx_stream_wake_variable_str,
       offsetof(ngx_stream_wake_ctx_t, compute), 0, 0 },
@@ -338,6 +352,9 @@ ngx_stream_wake_preread_handler(ngx_stream_session_t *s)
         /* a partial greeting is finished by the write handler */
 
         ctx->state = NGX_STREAM_WAKE_RESPONSE;
+
+        /* the compute's connect overlaps the client's answer */
+        ngx_stream_wake_preconnect_start(s, ctx);
 
         /* fall through */
 
@@ -1151,6 +1168,8 @@ ngx_stream_wake_resume(ngx_stream_wake_ctx_t *ctx,
         ctx->compute.len = res->compute.len;
         ctx->cold_start.len = res->cold_start.len;
         ctx->state = NGX_STREAM_WAKE_READY;
+
+        ngx_stream_wake_preconnect_route(s, ctx);
         break;
 
     case 400:
@@ -1301,6 +1320,7 @@ ngx_stream_wake_cleanup(void *data)
     ngx_stream_wake_main_conf_t  *wmcf;
 
     ngx_stream_wake_request_detach(ctx);
+    ngx_stream_wake_preconnect_close(ctx);
 
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
@@ -1401,6 +1421,56 @@ ngx_stream_wake_variable_str(ngx_stream_session_t *s,
 
     v->len = str->len;
     v->data = str->data;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* with wake_preconnect: the module's upstream{} until the proxy asked it */
+static ngx_int_t
+ngx_stream_wake_variable_upstream(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t               name;
+    ngx_stream_wake_ctx_t  *ctx;
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_wake_module);
+
+    if (ctx && ngx_stream_wake_preconnect_upstream(ctx, &name) == NGX_OK) {
+        v->len = name.len;
+        v->data = name.data;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+        return NGX_OK;
+    }
+
+    return ngx_stream_wake_variable_str(s, v, data);
+}
+
+
+/* $wake_preconnect: "hit", "miss", or empty (no guess was made) */
+static ngx_int_t
+ngx_stream_wake_variable_pre(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t              *res;
+    ngx_stream_wake_ctx_t  *ctx;
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_wake_module);
+
+    res = ctx ? ngx_stream_wake_preconnect_result(ctx) : NULL;
+
+    if (res == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = res->len;
+    v->data = res->data;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
@@ -1794,6 +1864,7 @@ ngx_stream_wake_create_srv_conf(ngx_conf_t *cf)
 
     conf->enable = NGX_CONF_UNSET;
     conf->strip_database = NGX_CONF_UNSET;
+    conf->preconnect = NGX_CONF_UNSET;
     conf->ssl = NGX_CONF_UNSET;
     conf->controller = NGX_CONF_UNSET_PTR;
     conf->timeout = NGX_CONF_UNSET_MSEC;
@@ -1823,6 +1894,7 @@ ngx_stream_wake_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->strip_database, prev->strip_database, 0);
+    ngx_conf_merge_value(conf->preconnect, prev->preconnect, 0);
     ngx_conf_merge_ptr_value(conf->controller, prev->controller, NULL);
     ngx_conf_merge_str_value(conf->controller_host, prev->controller_host, "");
     ngx_conf_merge_str_value(conf->token, prev->token, "");

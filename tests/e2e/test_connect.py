@@ -10,6 +10,10 @@ with a hand-made client that controls how the bytes arrive:
 - an SSLRequest and the TLS ClientHello in one segment: the proxy reads the
   SSLRequest only, OpenSSL gets the ClientHello, the session logs in
   through TLS.
+
+And wake_preconnect (the compute's connect started at accept, to the compute
+this client address was routed to): used when the guess is right, closed
+when it is wrong or the client leaves, never in the logged upstream.
 """
 import os
 import ssl
@@ -19,6 +23,7 @@ import time
 
 import pytest
 
+from conftest import mysql, wait_for
 from nginx_fixture import parse_err, raw_connect, read_packet, start_nginx
 from test_unauth import (APP_PW, APP_USER, handshake_response, make_project,
                          native_token, packet)
@@ -188,4 +193,86 @@ def test_ssl_request_and_client_hello_in_one_segment(controller, procs, run_dir)
     assert p[:1] == b"\x00", p
     assert select(tls.send, tls.packet, "SELECT 6 * 7") == "42"
     s.close()
+    assert ngx.alerts() == []
+
+
+# wake_preconnect
+
+def pre_log(run_dir):
+    path = os.path.join(run_dir, "pre.log")
+    try:
+        with open(path) as f:
+            return [line.split() for line in f.read().splitlines()]
+    except OSError:
+        return []
+
+
+def login(port, project):
+    c = mysql(port, APP_USER, APP_PW, project)
+    cur = c.cursor()
+    cur.execute("SELECT DATABASE()")
+    assert cur.fetchall() == ((project,),)
+    c.close()
+
+
+def threads_connected(doc):
+    c = mysql(doc["compute"]["port"], doc["admin_user"], doc["admin_password"])
+    cur = c.cursor()
+    cur.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+    n = int(cur.fetchall()[0][1])
+    c.close()
+    return n - 1                                # not this one
+
+
+def test_preconnect(controller, procs, run_dir):
+    ngx = start_nginx(procs, run_dir, controller, cache_ttl="30s", preconnect=True,
+                      stream_extra="    log_format pre '$wake_preconnect $wake_project "
+                                   "$wake_upstream $status';\n"
+                                   f"    access_log {run_dir}/pre.log pre;\n",
+                      workers=1)                # one worker: one table of guesses
+    a = make_project(controller, "pre-a")
+    b = make_project(controller, "pre-b")
+    addr = {"pre-a": a["compute"]["address"], "pre-b": b["compute"]["address"]}
+    skip = len(pre_log(run_dir))                 # start_nginx's probe
+
+    def sessions(n):
+        lines = wait_for(lambda: len(pre_log(run_dir)) >= skip + n and pre_log(run_dir),
+                         timeout=10, what=f"{n} sessions logged")
+        return [(l[0], l[1], l[2], l[3]) for l in lines[skip:]]
+
+    login(ngx.port, "pre-a")                     # no guess yet
+    login(ngx.port, "pre-a")                     # the guess: pre-a, right
+    login(ngx.port, "pre-b")                     # the guess: pre-a, wrong
+    login(ngx.port, "pre-b")                     # the guess: pre-b, right
+    assert sessions(4) == [("-", "pre-a", addr["pre-a"], "200"),
+                           ("hit", "pre-a", addr["pre-a"], "200"),
+                           ("miss", "pre-b", addr["pre-b"], "200"),
+                           ("hit", "pre-b", addr["pre-b"], "200")]
+
+    # a wrong project name: the guess (pre-b) is closed, the client told
+    with pytest.raises(Exception) as e:
+        mysql(ngx.port, APP_USER, APP_PW, "pre-nope")
+    assert "no such project" in str(e.value)
+    assert sessions(5)[4][:2] == ("miss", "pre-nope")
+
+    # clients that connect and leave: each guess ends with its session
+    base = threads_connected(b)
+    for _ in range(20):
+        raw_connect(ngx.port).close()
+    # (well before MariaDB's connect_timeout, 10 s, would close them)
+    wait_for(lambda: threads_connected(b) <= base, timeout=5,
+             what="the guesses of clients that left closed")
+    login(ngx.port, "pre-b")
+    n = len(sessions(6))
+
+    # a client that takes its time: the guess is closed after 5 s unused,
+    # the session connects as usual when the client answers
+    s = greeted(ngx.port)
+    time.sleep(5.5)
+    s.sendall(handshake_response(APP_USER, "pre-b"))
+    seq, p = read_packet(s)
+    s.sendall(packet(seq + 1, native_token(APP_PW, auth_switch(p))))
+    assert read_packet(s)[1][:1] == b"\x00"
+    s.close()
+    assert sessions(n + 1)[n] == ("miss", "pre-b", addr["pre-b"], "200")
     assert ngx.alerts() == []
