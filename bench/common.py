@@ -17,10 +17,10 @@ def percentiles(xs):
     return pick(0.5), pick(0.9), pick(0.99)
 
 
-def report(name, xs, unit="ms"):
+def report(name, xs, unit="ms", digits=2):
     p50, p90, p99 = percentiles(xs)
-    print(f"  {name:<48} n={len(xs):<5} p50={p50:8.2f}{unit} p90={p90:8.2f}{unit} "
-          f"p99={p99:8.2f}{unit}")
+    print(f"  {name:<48} n={len(xs):<5} p50={p50:8.{digits}f}{unit} p90={p90:8.{digits}f}{unit} "
+          f"p99={p99:8.{digits}f}{unit}")
     return p50
 
 

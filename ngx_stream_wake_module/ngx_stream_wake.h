@@ -53,9 +53,13 @@ typedef ngx_stream_ssl_conf_t      ngx_stream_wake_ssl_conf_t;
 typedef struct ngx_stream_wake_req_s  ngx_stream_wake_req_t;
 
 
+typedef struct ngx_stream_wake_pre_s  ngx_stream_wake_pre_t;
+
+
 typedef struct {
     ngx_shm_zone_t             *shm_zone;
     ngx_shm_zone_t             *limit_zone;     /* ngx_stream_wake_limit.c */
+    ngx_stream_upstream_srv_conf_t *preconnect;  /* wake_preconnect's */
 } ngx_stream_wake_main_conf_t;
 
 
@@ -83,6 +87,7 @@ typedef struct {
     ngx_uint_t                  client_rate;        /* tokens/1000 per s; 0 off */
     ngx_uint_t                  client_burst;       /* tokens */
     ngx_log_t                  *error_log;
+    ngx_flag_t                  preconnect;
 } ngx_stream_wake_srv_conf_t;
 
 
@@ -185,6 +190,11 @@ typedef struct {
     unsigned                    charged:1;      /* a failure charged */
 
     mp_renumber_t               renumber;       /* client -> compute, auth */
+
+    ngx_stream_wake_pre_t      *pre;            /* wake_preconnect's guess */
+    ngx_addr_t                 *pre_addr;       /* ctx->upstream, parsed */
+    ngx_str_t                  *preconnect;     /* $wake_preconnect */
+    unsigned                    pre_pending:1;  /* proxy to ask our peer */
 } ngx_stream_wake_ctx_t;
 
 
@@ -205,6 +215,18 @@ ngx_int_t ngx_stream_wake_fail(ngx_stream_session_t *s,
 /* ngx_stream_wake_filter.c */
 ngx_int_t ngx_stream_wake_filter_init(ngx_conf_t *cf);
 void ngx_stream_wake_greeting_timeout(ngx_event_t *ev);
+
+/* ngx_stream_wake_preconnect.c */
+char *ngx_stream_wake_preconnect(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_stream_wake_preconnect_start(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx);
+void ngx_stream_wake_preconnect_route(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx);
+ngx_int_t ngx_stream_wake_preconnect_upstream(ngx_stream_wake_ctx_t *ctx,
+    ngx_str_t *v);
+void ngx_stream_wake_preconnect_close(ngx_stream_wake_ctx_t *ctx);
+ngx_str_t *ngx_stream_wake_preconnect_result(ngx_stream_wake_ctx_t *ctx);
 
 /* ngx_stream_wake_controller.c */
 ngx_int_t ngx_stream_wake_request(ngx_stream_session_t *s,

@@ -45,6 +45,8 @@ static ngx_int_t ngx_stream_wake_send_greeting(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx);
 static void ngx_stream_wake_greeting_handler(ngx_event_t *wev);
 static void ngx_stream_wake_handshake_timeout(ngx_event_t *ev);
+static ssize_t ngx_stream_wake_recv_plain(ngx_connection_t *c, ngx_buf_t *b,
+    size_t need);
 static ngx_int_t ngx_stream_wake_read_response(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx, ngx_stream_wake_srv_conf_t *wscf);
 static ngx_int_t ngx_stream_wake_start_tls(ngx_stream_session_t *s,
@@ -67,6 +69,10 @@ static void ngx_stream_wake_cleanup(void *data);
 static ngx_int_t ngx_stream_wake_log_handler(ngx_stream_session_t *s);
 
 static ngx_int_t ngx_stream_wake_variable_str(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_stream_wake_variable_upstream(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_stream_wake_variable_pre(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_stream_wake_variable_time(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
@@ -191,6 +197,13 @@ static ngx_command_t  ngx_stream_wake_commands[] = {
       0,
       NULL },
 
+    { ngx_string("wake_preconnect"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
+      ngx_stream_wake_preconnect,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_wake_srv_conf_t, preconnect),
+      NULL },
+
     { ngx_string("wake_greeting_timeout"),
       NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -287,9 +300,12 @@ static ngx_stream_variable_t  ngx_stream_wake_vars[] = {
     { ngx_string("wake_user"), NULL, ngx_stream_wake_variable_str,
       offsetof(ngx_stream_wake_ctx_t, user), 0, 0 },
 
-    { ngx_string("wake_upstream"), NULL, ngx_stream_wake_variable_str,
+    { ngx_string("wake_upstream"), NULL, ngx_stream_wake_variable_upstream,
       offsetof(ngx_stream_wake_ctx_t, upstream), NGX_STREAM_VAR_NOCACHEABLE,
       0 },
+
+    { ngx_string("wake_preconnect"), NULL, ngx_stream_wake_variable_pre,
+      0, NGX_STREAM_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("wake_compute"), NULL, ngx_stream_wake_variable_str,
       offsetof(ngx_stream_wake_ctx_t, compute), 0, 0 },
@@ -370,6 +386,9 @@ ngx_stream_wake_preread_handler(ngx_stream_session_t *s)
         /* a partial greeting is finished by the write handler */
 
         ctx->state = NGX_STREAM_WAKE_RESPONSE;
+
+        /* the compute's connect overlaps the client's answer */
+        ngx_stream_wake_preconnect_start(s, ctx);
 
         /* fall through */
 
@@ -614,14 +633,112 @@ ngx_stream_wake_handshake_timeout(ngx_event_t *ev)
 
 
 /*
- * Reads the client's next handshake packet into ctx->in with reads of
- * exactly the missing length: the 4-byte header first, then its payload.
+ * Reads the client's next handshake packet into ctx->in, never past its
+ * end: on the plain socket a MSG_PEEK and one read of exactly the packet
+ * (ngx_stream_wake_recv_plain); through TLS reads of exactly the missing
+ * length, the 4-byte header first, then its payload.
  * Nothing after the packet is taken from the socket, so the ClientHello
  * after an SSLRequest stays there for OpenSSL, and anything a client sends
  * early stays there for the proxy.  NGX_OK: a packet (or a header that
  * decides the packet's fate: too large, too small) is in ctx->in;
  * NGX_AGAIN: wait for the next read event; NGX_ERROR: the client left.
  */
+static ssize_t
+ngx_stream_wake_recv_plain(ngx_connection_t *c, ngx_buf_t *b, size_t need)
+{
+    size_t        seen;
+    ssize_t       n, peeked;
+    ngx_err_t     err;
+    ngx_event_t  *rev;
+
+    rev = c->read;
+
+#if (NGX_HAVE_EPOLLRDHUP)
+    /* as ngx_unix_recv(): nothing has arrived since the last read */
+    if ((ngx_event_flags & NGX_USE_EPOLL_EVENT) && ngx_use_epoll_rdhup
+        && !rev->available && !rev->pending_eof)
+    {
+        rev->ready = 0;
+        return NGX_AGAIN;
+    }
+#endif
+
+    /*
+     * The connect path's syscalls are its cost (docs/module.md, "Connect
+     * cost"): one MSG_PEEK shows what the client sent, and the header and
+     * payload are then taken with one read of exactly the packet, instead
+     * of a read of the header, nginx's FIONREAD after a read that filled
+     * its buffer (ngx_unix_recv), and a read of the payload.  Nothing after
+     * the packet leaves the socket.
+     */
+
+    for ( ;; ) {
+        peeked = recv(c->fd, b->last, b->end - b->last, MSG_PEEK);
+
+        if (peeked > 0) {
+            break;
+        }
+
+        if (peeked == 0) {
+            rev->ready = 0;
+            rev->eof = 1;
+            return 0;
+        }
+
+        err = ngx_socket_errno;
+
+        if (err == NGX_EINTR) {
+            continue;
+        }
+
+        if (err == NGX_EAGAIN) {
+            rev->ready = 0;
+            rev->available = 0;
+            return NGX_AGAIN;
+        }
+
+        rev->ready = 0;
+        rev->error = 1;
+        ngx_connection_error(c, err, "recv() failed");
+        return NGX_ERROR;
+    }
+
+    seen = (b->last - b->pos) + peeked;
+
+    if (seen >= MP_HEADER_LEN) {
+        /* the header is known: read up to the end of the packet */
+        need = MP_HEADER_LEN + ((size_t) b->pos[0]
+                                | (size_t) b->pos[1] << 8
+                                | (size_t) b->pos[2] << 16)
+               - (b->last - b->pos);
+    }
+
+    need = ngx_min(need, (size_t) peeked);
+
+    do {
+        n = recv(c->fd, b->last, need, 0);
+    } while (n == -1 && ngx_socket_errno == NGX_EINTR);
+
+    if (n <= 0) {
+        /* the peeked bytes are there: only a reset takes them away */
+        rev->ready = 0;
+        rev->error = 1;
+        return NGX_ERROR;
+    }
+
+    if (n == peeked) {
+        /* drained: edge-triggered epoll reports what comes next */
+        rev->ready = 0;
+        rev->available = 0;
+
+    } else {
+        rev->available = peeked - n;    /* left for OpenSSL or the proxy */
+    }
+
+    return n;
+}
+
+
 static ngx_int_t
 ngx_stream_wake_read_packet(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx)
 {
@@ -651,7 +768,14 @@ ngx_stream_wake_read_packet(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx)
             need -= have;
         }
 
-        n = c->recv(c, b->last, need);
+#if (NGX_SSL)
+        if (c->ssl) {
+            n = c->recv(c, b->last, need);
+        } else
+#endif
+        {
+            n = ngx_stream_wake_recv_plain(c, b, need);
+        }
 
         if (n == NGX_AGAIN) {
             if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
@@ -1112,6 +1236,8 @@ ngx_stream_wake_resume(ngx_stream_wake_ctx_t *ctx,
 
         /* READY, or QUEUED at the project's session limit, or FAILED */
         ngx_stream_wake_limit_enter(ctx, res->max_sessions);
+
+        ngx_stream_wake_preconnect_route(s, ctx);
         break;
 
     case 400:
@@ -1278,6 +1404,7 @@ ngx_stream_wake_cleanup(void *data)
 
     ngx_stream_wake_request_detach(ctx);
     ngx_stream_wake_limit_release(ctx);
+    ngx_stream_wake_preconnect_close(ctx);
 
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
@@ -1378,6 +1505,56 @@ ngx_stream_wake_variable_str(ngx_stream_session_t *s,
 
     v->len = str->len;
     v->data = str->data;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* with wake_preconnect: the module's upstream{} until the proxy asked it */
+static ngx_int_t
+ngx_stream_wake_variable_upstream(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t               name;
+    ngx_stream_wake_ctx_t  *ctx;
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_wake_module);
+
+    if (ctx && ngx_stream_wake_preconnect_upstream(ctx, &name) == NGX_OK) {
+        v->len = name.len;
+        v->data = name.data;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+        return NGX_OK;
+    }
+
+    return ngx_stream_wake_variable_str(s, v, data);
+}
+
+
+/* $wake_preconnect: "hit", "miss", or empty (no guess was made) */
+static ngx_int_t
+ngx_stream_wake_variable_pre(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t              *res;
+    ngx_stream_wake_ctx_t  *ctx;
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_wake_module);
+
+    res = ctx ? ngx_stream_wake_preconnect_result(ctx) : NULL;
+
+    if (res == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = res->len;
+    v->data = res->data;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
@@ -1819,6 +1996,7 @@ ngx_stream_wake_create_srv_conf(ngx_conf_t *cf)
 
     conf->enable = NGX_CONF_UNSET;
     conf->strip_database = NGX_CONF_UNSET;
+    conf->preconnect = NGX_CONF_UNSET;
     conf->ssl = NGX_CONF_UNSET;
     conf->controller = NGX_CONF_UNSET_PTR;
     conf->timeout = NGX_CONF_UNSET_MSEC;
@@ -1852,6 +2030,7 @@ ngx_stream_wake_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->strip_database, prev->strip_database, 0);
+    ngx_conf_merge_value(conf->preconnect, prev->preconnect, 0);
     ngx_conf_merge_ptr_value(conf->controller, prev->controller, NULL);
     ngx_conf_merge_str_value(conf->controller_host, prev->controller_host, "");
     ngx_conf_merge_str_value(conf->token, prev->token, "");

@@ -13,7 +13,7 @@ import time
 import pymysql
 import pytest
 
-from conftest import mysql
+from conftest import mysql, wait_for
 from nginx_fixture import (nginx_version, parse_err, raw_connect, read_packet,
                            start_nginx)
 
@@ -189,7 +189,10 @@ def test_stale_cache_frozen_compute(controller, procs, run_dir):
     assert query(c, "SELECT COUNT(*) FROM t") == ((2,),)
     c.close()
     assert 0.9 < time.time() - t < 10
-    assert controller.compute("stale2")["state"] == "running"
+    # the thawed server greets the waiting session while the controller
+    # still checks that it is ready: "running" may follow a moment later
+    wait_for(lambda: controller.compute("stale2")["state"] == "running", timeout=10,
+             what="stale2 running")
     assert "did not greet, waking it again" in ngx.errors()
     assert ngx.alerts() == []
 
