@@ -410,6 +410,7 @@ int lifecycle_wake(const char *project, wake_result *out, op_error *e)
         return -1;
     }
     store_counter_incr("wakes_total", 1);
+    out->freeze_after_ms = lc_be->can_freeze ? (long long)p.freeze_after_s * 1000 : 0;
     rc = wake_compute(p.compute_id, out, e);
     out->ms = (double)(mono_ms() - t0);
     if (rc < 0)
@@ -683,9 +684,16 @@ int lifecycle_delete_project(const char *project, op_error *e)
     return 0;
 }
 
+bool lifecycle_probe_quiet(const compute_probe *pr, long long freeze_ms)
+{
+    return pr->busy_sessions == 0 && pr->open_trx == 0 && pr->server_work == 0 &&
+           (pr->client_sessions == 0 || pr->min_idle_ms >= freeze_ms);
+}
+
 /* The direct check of the safe-suspend rule, on the compute and in the
- * store: no client session, no wake and no activity since we looked. */
-static bool still_idle(const compute_rec *before)
+ * store: no wake and no activity since we looked, and no client session --
+ * or, freezing (freeze_ms > 0), sessions that are all quiet. */
+static bool still_idle(const compute_rec *before, long long freeze_ms)
 {
     compute_rec now;
     compute_probe pr;
@@ -694,11 +702,35 @@ static bool still_idle(const compute_rec *before)
         return false;
     if (now.wake_requested_ms > 0 || now.last_activity_ms > before->last_activity_ms)
         return false;
-    if (now.act_received_ms > 0 && now.act_connections > 0)
+    if (freeze_ms <= 0 && now.act_received_ms > 0 && now.act_connections > 0)
         return false;
-    if (lc_be->probe(&now, &pr) < 0 || pr.client_sessions != 0)
+    if (lc_be->probe(&now, &pr) < 0)
         return false;
-    return true;
+    if (pr.client_sessions == 0)
+        return true;
+    return freeze_ms > 0 && lifecycle_probe_quiet(&pr, freeze_ms);
+}
+
+/* A frozen compute that may have client sessions (its plugin's last report
+ * counted some) is never stopped blind: thaw it, let the server reap the
+ * sessions whose clients left while it was frozen, and look.  1: no client
+ * session, stop it; 0: sessions (it is frozen again); -1: error in err. */
+static int thaw_and_look(const compute_rec *c, char *err, size_t errlen)
+{
+    compute_probe pr = {.client_sessions = 1};
+
+    if (lc_be->thaw(c, err, errlen) < 0 || lc_be->ready(c, err, errlen) != 0)
+        return -1;
+    /* a closed client's session ends when its thread reads the EOF, a few
+     * milliseconds after the thaw */
+    for (int i = 0; i < 5; i++) {
+        if (lc_be->probe(c, &pr) == 0 && pr.client_sessions == 0)
+            return 1;
+        usleep(100000);
+    }
+    if (lc_be->freeze(c, err, errlen) < 0)
+        return -1;
+    return 0;
 }
 
 static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind,
@@ -706,8 +738,10 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
 {
     bool drain = kind == SUSPEND_IDLE;
     compute_rec c;
+    project_rec p;
     char err[512] = "";
     bool from_frozen;
+    long long freeze_ms = 0;
     int rc;
 
     if (mode == MODE_FROZEN && !lc_be->can_freeze) {
@@ -717,6 +751,10 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
     }
     if (lifecycle_load(cid, &c, e) < 0)
         return -1;
+    /* the scheduler freezes with sessions open (all quiet for the freeze
+     * time); an operator's freeze and every stop keep the zero-session rule */
+    if (drain && mode == MODE_FROZEN && store_project_get(c.project, &p) == 0)
+        freeze_ms = (long long)p.freeze_after_s * 1000;
     from_frozen = c.state == ST_SUSPENDED && c.mode == MODE_FROZEN && mode == MODE_STOPPED;
     if (c.state == ST_SUSPENDED && !from_frozen) {
         set_err(e, ERR_CONFLICT, "already_suspended", "compute %s is already suspended (%s)", cid,
@@ -754,7 +792,7 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
             }
             usleep(20000);
         }
-        if (!idle || !still_idle(&c)) {
+        if (!idle || !still_idle(&c, freeze_ms)) {
             compute_update u = {.set = U_WAKE, .wake_requested_ms = 0};
             lc_move(&c, TR_UNDRAIN, &u);
             store_counter_incr("suspends_cancelled_total", 1);
@@ -767,8 +805,20 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
          * the address when the server goes (wakes now wait, then resume it) */
         usleep((useconds_t)lc_cfg->drain_wait_ms * 1000);
     }
-    rc = mode == MODE_FROZEN ? lc_be->freeze(&c, err, sizeof(err))
-                             : lc_be->stop(&c, err, sizeof(err));
+    if (drain && from_frozen && c.act_connections > 0) {
+        rc = thaw_and_look(&c, err, sizeof(err));
+        if (rc == 0) {
+            /* sessions stay open: frozen again, and looked at again only
+             * after another idle timeout */
+            lc_move(&c, TR_UNDEEPEN, NULL);
+            lifecycle_touch(cid);
+            log_info("compute %s: frozen with client sessions open: not stopped", cid);
+            return 0;
+        }
+    }
+    if (rc >= 0)
+        rc = mode == MODE_FROZEN ? lc_be->freeze(&c, err, sizeof(err))
+                                 : lc_be->stop(&c, err, sizeof(err));
     if (rc < 0) {
         compute_update u = {.set = U_ERROR, .error = err};
         log_error("compute %s: suspend failed: %s", cid, err);
