@@ -1018,6 +1018,12 @@ ngx_stream_wake_resume(ngx_stream_wake_ctx_t *ctx,
     s = ctx->session;
     c = s->connection;
 
+    if (ctx->thawing) {
+        /* a proxying session's held bytes waited for this wake */
+        ngx_stream_wake_thawed(ctx, res);
+        return;
+    }
+
     if (ctx->state == NGX_STREAM_WAKE_WAKING) {
         ctx->wake_time = ngx_current_msec - ctx->wake_start;
         ctx->woken = 1;
@@ -1043,6 +1049,8 @@ ngx_stream_wake_resume(ngx_stream_wake_ctx_t *ctx,
         ctx->upstream.len = res->address.len;
         ctx->compute.len = res->compute.len;
         ctx->cold_start.len = res->cold_start.len;
+        ctx->freeze_after = res->freeze_after;
+        ctx->last_io = ngx_current_msec;
         ctx->state = NGX_STREAM_WAKE_READY;
         break;
 

@@ -17,8 +17,19 @@ typedef struct {
     mp_str_t        compute;        /* X-Wake-Compute */
     mp_str_t        cold_start;     /* X-Wake-Cold-Start */
     mp_str_t        error;          /* X-Wake-Error */
+    /*
+     * X-Wake-Freeze-After: <ms>, decimal: after that long without a byte a
+     * session's compute may be frozen; 0 or absent: never while a session
+     * is open.  A value that is not a number of at most WH_FREEZE_MAX ms
+     * sets freeze_after_bad (the caller then assumes the worst).
+     */
+    uint32_t        freeze_after_ms;
+    unsigned        freeze_after_bad:1;
     size_t          header_len;     /* status line + headers + empty line */
 } wh_response_t;
+
+
+#define WH_FREEZE_MAX  2147483647u
 
 
 /*
