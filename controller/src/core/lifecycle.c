@@ -541,13 +541,14 @@ static int create_compute_record(const project_spec *spec, bool attach, compute_
  *    reconfigures the server, and no global GRANT OPTION (it would combine
  *    with the pattern).
  * Then the controller's own account (the template's root, unix_socket
- * only) gives up everything but PROCESS, which its drain check needs: no
+ * only) gives up everything but PROCESS and reading mysql.event, which its
+ * drain check needs (util/sql.c): no
  * account on the compute holds more than the tenant, so none is worth taking
  * over (CREATE USER can alter any account). */
 static int grant_owner(const compute_rec *c, const char *user, const char *password,
                        const char *project, char *err, size_t errlen)
 {
-    char q[14][512];
+    char q[16][512];
     int n = 0;
 
     snprintf(q[n++], sizeof(q[0]), "CREATE USER '%s'@'%%' IDENTIFIED BY '%s'", user, password);
@@ -566,8 +567,17 @@ static int grant_owner(const compute_rec *c, const char *user, const char *passw
      * account gives up the right to grant */
     snprintf(q[n++], sizeof(q[0]), "CREATE ROLE IF NOT EXISTS smdb_monitor");
     snprintf(q[n++], sizeof(q[0]), "GRANT PROCESS ON *.* TO smdb_monitor");
+    /* whether events are enabled: they keep a compute from freezing */
+    snprintf(q[n++], sizeof(q[0]), "GRANT SELECT ON mysql.event TO smdb_monitor");
     snprintf(q[n++], sizeof(q[0]), "SET DEFAULT ROLE smdb_monitor");
-    snprintf(q[n++], sizeof(q[0]), "REVOKE ALL PRIVILEGES, GRANT OPTION FROM CURRENT_USER");
+    /* not "REVOKE ALL PRIVILEGES, GRANT OPTION FROM ...": that form takes
+     * the role away too (the default role then never activates, and the
+     * drain check saw its own session only).  The template's PROXY grant
+     * (on ''@'') cannot be revoked by name in MariaDB 10.11: its row goes. */
+    snprintf(q[n++], sizeof(q[0]), "DELETE FROM mysql.proxies_priv WHERE Proxied_user = ''");
+    snprintf(q[n++], sizeof(q[0]), "FLUSH PRIVILEGES");
+    snprintf(q[n++], sizeof(q[0]), "REVOKE ALL PRIVILEGES ON *.* FROM CURRENT_USER");
+    snprintf(q[n++], sizeof(q[0]), "REVOKE GRANT OPTION ON *.* FROM CURRENT_USER");
     for (int i = 0; i < n; i++)
         if (lc_be->admin_sql(c, q[i], err, errlen) < 0)
             return -1;

@@ -166,9 +166,12 @@ long long sql_client_sessions(MYSQL *m, const char *admin_user)
  * session whose last byte is younger than the freeze time cannot be on a
  * frozen compute", docs/module.md) holds only if no session younger than
  * that is ever frozen.  The admin account keeps PROCESS, which is what
- * PROCESSLIST and INNODB_TRX need; the event scheduler and replication
- * threads show as their own users whether or not PROCESS lets it see the
- * events themselves. */
+ * PROCESSLIST and INNODB_TRX need, and its role reads mysql.event (both
+ * granted at creation, core/lifecycle.c): a compute without them cannot be
+ * asked, so it is never frozen with sessions.  Server work: enabled events
+ * while the event scheduler runs (compute.cnf turns it on), replication
+ * threads; InnoDB's own background threads ("system user", Daemon) do no
+ * tenant's work and freeze with it. */
 int sql_activity_probe(MYSQL *m, const char *admin_user, sql_activity *out)
 {
     char q[1024], esc[130];
@@ -186,7 +189,10 @@ int sql_activity_probe(MYSQL *m, const char *admin_user, sql_activity *out)
              "SELECT COUNT(*), COALESCE(SUM(COMMAND <> 'Sleep'), 0), COALESCE(MIN(TIME_MS), -1), "
              "(SELECT COUNT(*) FROM information_schema.INNODB_TRX), "
              "(SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-             " WHERE USER IN ('system user', 'event_scheduler') OR COMMAND = 'Binlog Dump') "
+             " WHERE COMMAND IN ('Binlog Dump', 'Slave_IO', 'Slave_SQL', 'Slave_worker')) + "
+             "(SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+             " WHERE USER = 'event_scheduler') * "
+             "(SELECT COUNT(*) FROM mysql.event WHERE status = 'ENABLED') "
              "FROM information_schema.PROCESSLIST "
              "WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Daemon', 'Binlog Dump') "
              "AND USER NOT IN ('system user', 'event_scheduler', '%s')", esc);
