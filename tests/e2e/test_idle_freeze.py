@@ -5,6 +5,7 @@ module, controller, redis and mariadbd with the activity plugin; freeze
 times of 1 s so that each test takes seconds."""
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -242,12 +243,16 @@ def test_session_closed_while_frozen_is_cleaned_up(controller_factory, procs, ru
         one(c, "SELECT 1")
     wait_frozen(ctl, "close")
     quits.close()                   # COM_QUIT: passes without waking it
-    drops._sock.close()             # a bare close, no COM_QUIT
+    drops._sock.shutdown(socket.SHUT_RDWR)  # a bare close, no COM_QUIT
+    drops._sock.close()
     time.sleep(1.5)
     assert frozen(ctl, "close"), "a closing session woke the compute"
     # another session's query thaws it; the closed ones end on the compute
     assert one(keep, "SELECT CONNECTION_ID()")[0] == keep_id
-    wait_for(lambda: processlist_users(keep) == [keep_id], 10, "closed sessions gone")
+    try:
+        wait_for(lambda: processlist_users(keep) == [keep_id], 10, "closed sessions gone")
+    except AssertionError:
+        raise AssertionError(f"sessions left: {processlist_users(keep)}, kept {keep_id}")
 
     def plugin_count():
         return int(one(keep, "SHOW GLOBAL STATUS LIKE 'Wake_activity_connections'")[1])
