@@ -645,7 +645,6 @@ ngx_stream_wake_thawed(ngx_stream_wake_ctx_t *ctx,
     s = ctx->session;
 
     ctx->thawing = 0;
-    ctx->wake_time = ngx_current_msec - ctx->wake_start;
 
     if (res->status == 200) {
         ctx->thawed = 1;
@@ -662,9 +661,10 @@ ngx_stream_wake_thawed(ngx_stream_wake_ctx_t *ctx,
                           &res->address);
         }
 
-        ngx_log_debug2(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
-                       "wake: project \"%V\" awake (%V), passing held bytes",
-                       &ctx->project, &res->cold_start);
+        ngx_log_debug3(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
+                       "wake: project \"%V\" awake (%V) after %M ms, "
+                       "passing held bytes", &ctx->project, &res->cold_start,
+                       ngx_current_msec - ctx->wake_start);
 
     } else {
         ctx->thaw_failed = 1;

@@ -694,10 +694,16 @@ int lifecycle_delete_project(const char *project, op_error *e)
     return 0;
 }
 
+/* The proxy sees a session's last answer a little after the server sent
+ * it (it relays it, on a busy machine late): the server's idle time must
+ * exceed the freeze time by this much before the proxy's "younger than the
+ * freeze time: not frozen" holds for certain. */
+#define FREEZE_MARGIN_MS 1000
+
 bool lifecycle_probe_quiet(const compute_probe *pr, long long freeze_ms)
 {
     return pr->busy_sessions == 0 && pr->open_trx == 0 && pr->server_work == 0 &&
-           (pr->client_sessions == 0 || pr->min_idle_ms >= freeze_ms);
+           (pr->client_sessions == 0 || pr->min_idle_ms >= freeze_ms + FREEZE_MARGIN_MS);
 }
 
 /* The direct check of the safe-suspend rule, on the compute and in the
