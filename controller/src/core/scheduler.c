@@ -124,8 +124,13 @@ static void consider(const compute_rec *c)
         if (!freezes) {
             /* an open session is activity, however quiet: never stopped */
             lifecycle_touch(c->id);
-        } else if (idle_ms >= freeze_ms && sessions_quiet(c, freeze_ms)) {
-            drain(c, MODE_FROZEN);
+        } else if (idle_ms >= freeze_ms) {
+            /* a compute with work going on is asked again a freeze time
+             * later, not every tick */
+            if (sessions_quiet(c, freeze_ms))
+                drain(c, MODE_FROZEN);
+            else
+                lifecycle_touch(c->id);
         }
         return;
     }
