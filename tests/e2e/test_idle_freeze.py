@@ -6,10 +6,12 @@ times of 1 s so that each test takes seconds."""
 import os
 import re
 import socket
+import ssl
 import subprocess
 import threading
 import time
 
+import pymysql
 import pytest
 
 from conftest import PLUGIN_SO, mysql, wait_for
@@ -274,3 +276,41 @@ def test_frozen_with_a_session_is_never_stopped(controller_factory, procs, run_d
     assert one(s, "SELECT CONNECTION_ID(), @keep") == (sid, 5)
     s.close()
     wait_for(lambda: ctl.compute("deep").get("mode") == "stopped", 30, "stopped")
+
+
+def test_tls_session_and_wake_failure(controller_factory, procs, run_dir):
+    """A TLS session (the default of MariaDB 11.4+ clients) is thawed the
+    same way; when the wake fails the client gets a MySQL ERR and the
+    session is closed, instead of a hang."""
+    from test_clients import server_cert
+    ca, cert, key = server_cert(run_dir)
+    ctl, ngx, doc = start_all(controller_factory, procs, run_dir, "tls", ssl=True,
+                              retries=0, timeout="1s",
+                              extra=f"        ssl_certificate {cert};\n"
+                                    f"        ssl_certificate_key {key};\n")
+    tls = {"ssl_ca": ca, "ssl_verify_cert": True}
+    a, b = (mysql(ngx.port, doc["admin_user"], doc["admin_password"], "tls",
+                  read_timeout=30, ssl=tls) for _ in range(2))
+    assert isinstance(a._sock, ssl.SSLSocket)      # TLS to the proxy, verified
+    aid = one(a, "SELECT CONNECTION_ID()")[0]
+    one(a, "SET @t = 'tls'")
+    one(b, "SELECT 1")
+    wait_frozen(ctl, "tls")
+    assert one(a, "SELECT CONNECTION_ID(), @t") == (aid, "tls")
+
+    wait_frozen(ctl, "tls")
+    ctl.stop()                      # the wake cannot be answered now
+    t0 = time.time()
+    with pytest.raises(pymysql.err.OperationalError) as e:
+        one(b, "SELECT 1")
+    assert e.value.args[0] == 1105, e.value.args
+    assert "not available after its idle freeze" in e.value.args[1]
+    assert time.time() - t0 < 15
+    # closed, not left hanging (read without writing: data sent into a TLS
+    # shutdown would be the client's error, not the proxy's)
+    b._sock.settimeout(10)
+    try:
+        assert b._sock.recv(1) == b""
+    except ssl.SSLError:
+        pass
+    assert not ngx.alerts()
