@@ -727,9 +727,9 @@ static bool still_idle(const compute_rec *before, long long freeze_ms)
     return freeze_ms > 0 && lifecycle_probe_quiet(&pr, freeze_ms);
 }
 
-/* A frozen compute that may have client sessions (its plugin's last report
- * counted some) is never stopped blind: thaw it, let the server reap the
- * sessions whose clients left while it was frozen, and look.  1: no client
+/* A frozen compute may have client sessions: it is never stopped blind.
+ * Thaw it, let the server reap the sessions whose clients left while it was
+ * frozen, and look.  1: no client
  * session, stop it; 0: sessions (it is frozen again); -1: error in err. */
 static int thaw_and_look(const compute_rec *c, char *err, size_t errlen)
 {
@@ -821,7 +821,9 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
          * the address when the server goes (wakes now wait, then resume it) */
         usleep((useconds_t)lc_cfg->drain_wait_ms * 1000);
     }
-    if (drain && from_frozen && c.act_connections > 0) {
+    /* the plugin's last report before the freeze may be stale or lost:
+     * the compute itself is asked, thawed for the moment it takes */
+    if (drain && from_frozen) {
         rc = thaw_and_look(&c, err, sizeof(err));
         if (rc == 0) {
             /* sessions stay open: frozen again, and looked at again only
@@ -830,6 +832,12 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
             lifecycle_touch(cid);
             log_info("compute %s: frozen with client sessions open: not stopped", cid);
             return 0;
+        }
+        if (rc < 0) {
+            /* a server that cannot be thawed serves no session: a wake
+             * would restart it too (do_resume) */
+            log_warn("compute %s: thaw before stopping failed (%s): stopping it", cid, err);
+            rc = 1;
         }
     }
     if (rc >= 0)
