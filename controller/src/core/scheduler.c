@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/autoscale.h"
 #include "core/lifecycle.h"
 #include "store/store.h"
 #include "util/ids.h"
@@ -195,6 +196,7 @@ static void tick(void)
             if (store_compute_get(*id, &c) != 0)
                 continue;
         consider(&c);
+        autoscale_compute(&c);
     }
     ids_free(ids);
 }
