@@ -46,8 +46,8 @@ static bool cgroup_ok;
  * both.  A host where they cannot be written runs computes without memory
  * and CPU limits (said once at start): the SQL side of a size still holds. */
 #define CG1_ROOT "/sys/fs/cgroup"
-enum { CG1_MEMORY, CG1_CPU, CG1__COUNT };
-static const char *const cg1_names[CG1__COUNT] = {"memory", "cpu"};
+enum { CG1_MEMORY, CG1_CPU, CG1_CPUACCT, CG1__COUNT };
+static const char *const cg1_names[CG1__COUNT] = {"memory", "cpu", "cpuacct"};
 static bool cg1_ok[CG1__COUNT];
 
 #define PATHMAX 768
@@ -943,6 +943,23 @@ static int p_resize(const compute_rec *c, int cu, char *err, size_t errlen)
     return cg1_limit(c, cu, err, errlen);
 }
 
+/* The kernel's count of the server's CPU time (cpuacct.usage, ns): the
+ * autoscaler's CPU signal, exact and not the server's own word. */
+static long long p_cpu_ms(const compute_rec *c)
+{
+    char path[PATHMAX], *buf;
+    long long ns = -1;
+
+    if (!cg1_ok[CG1_CPUACCT])
+        return -1;
+    cg1_path(path, sizeof(path), CG1_CPUACCT, c, "cpuacct.usage");
+    if ((buf = read_file(path, 64)) != NULL) {
+        ns = strtoll(buf, NULL, 10);
+        free(buf);
+    }
+    return ns < 0 ? -1 : ns / 1000000;
+}
+
 static long long p_storage_bytes(const compute_rec *c)
 {
     char dir[PATHMAX];
@@ -965,6 +982,7 @@ static const backend process_backend = {
     .status = p_status,
     .admin_sql = p_admin_sql,
     .probe = p_probe,
+    .cpu_ms = p_cpu_ms,
     .storage_bytes = p_storage_bytes,
 };
 
@@ -1025,11 +1043,12 @@ const backend *backend_process(const config *c, char *err, size_t errlen)
             log_warn("process backend: no writable cgroup v1 %s controller at %s/%s: computes "
                      "run without %s limits (buffer pool and max_connections still follow "
                      "their size)", cg1_names[k], CG1_ROOT, cg1_names[k],
-                     k == CG1_MEMORY ? "memory" : "CPU");
+                     k == CG1_MEMORY ? "memory" : k == CG1_CPU ? "CPU" : "measured CPU");
     }
     log_info("process backend: data %s, computes as uids %d-%d, freezer %s, limits: memory %s, "
              "cpu %s", cfg->data_dir, cfg->compute_uid_min, cfg->compute_uid_max,
              cgroup_ok ? "cgroup v2" : "SIGSTOP", cg1_ok[CG1_MEMORY] ? "cgroup v1" : "none",
-             cg1_ok[CG1_CPU] ? "cgroup v1" : "none");
+             cg1_ok[CG1_CPU] ? (cg1_ok[CG1_CPUACCT] ? "cgroup v1 (cpuacct)" : "cgroup v1")
+                             : "none");
     return &process_backend;
 }

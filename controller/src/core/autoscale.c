@@ -229,8 +229,8 @@ static void pct(char *buf, size_t len, double v)
 
 void autoscale_compute(const compute_rec *c)
 {
-    long long now = now_ms(), window;
-    long long fresh_ms;
+    long long now = now_ms(), window, fresh_ms, cpu_now, cpu_at;
+    const backend *be = lifecycle_backend();
     autoscale_rec st;
     autoscale_input in;
     autoscale_decision d;
@@ -248,15 +248,24 @@ void autoscale_compute(const compute_rec *c)
     if (c->act_sent_at_ms <= c->as.prev_sent_ms)
         return;   /* nothing new since the last sample */
     window = c->act_sent_at_ms - c->as.prev_sent_ms;
+    /* CPU time: the kernel's count where the backend has one (cgroup
+     * cpuacct), else the plugin's */
+    cpu_now = be && be->cpu_ms ? be->cpu_ms(c) : -1;
+    cpu_at = now;
+    if (cpu_now < 0) {
+        cpu_now = c->act_opt[A_CPU_MS];
+        cpu_at = c->act_sent_at_ms;
+    }
     st = c->as;
     /* counters that went back belong to a new server: start again */
-    counters_ok = c->as.prev_sent_ms > 0 && c->act_opt[A_CPU_MS] >= c->as.prev_cpu_ms &&
+    counters_ok = c->as.prev_sent_ms > 0 && cpu_now >= c->as.prev_cpu_ms &&
                   c->act_opt[A_BP_READS] >= c->as.prev_bp_reads &&
                   c->act_opt[A_BP_READ_REQUESTS] >= c->as.prev_bp_read_requests;
     if (counters_ok && window < MIN_WINDOW_MS)
         return;   /* keep the older sample: a longer window next time */
     st.prev_sent_ms = c->act_sent_at_ms;
-    st.prev_cpu_ms = c->act_opt[A_CPU_MS];
+    st.prev_cpu_ms = cpu_now;
+    st.prev_cpu_at_ms = cpu_at;
     st.prev_bp_reads = c->act_opt[A_BP_READS];
     st.prev_bp_read_requests = c->act_opt[A_BP_READ_REQUESTS];
     if (!counters_ok || store_project_get(c->project, &pr) != 0) {
@@ -270,9 +279,11 @@ void autoscale_compute(const compute_rec *c)
                            .pages_total = c->act_opt[A_BP_PAGES_TOTAL],
                            .threads_running = c->act_opt[A_THREADS_RUNNING],
                            .connections = c->act_connections};
-    if (c->act_opt[A_CPU_MS] >= 0 && c->as.prev_cpu_ms >= 0)
-        in.cpu = (double)(c->act_opt[A_CPU_MS] - c->as.prev_cpu_ms) /
-                 ((double)window * c->size_cu * cfg->cu_millicpus / 1000.0);
+    if (cpu_now >= 0 && c->as.prev_cpu_ms >= 0 && c->as.prev_cpu_at_ms > 0 &&
+        cpu_at > c->as.prev_cpu_at_ms)
+        in.cpu = (double)(cpu_now - c->as.prev_cpu_ms) /
+                 ((double)(cpu_at - c->as.prev_cpu_at_ms) * c->size_cu * cfg->cu_millicpus /
+                  1000.0);
     if (c->act_opt[A_BP_READ_REQUESTS] >= 0 && c->as.prev_bp_read_requests >= 0 &&
         c->act_opt[A_BP_READS] >= 0 && c->as.prev_bp_reads >= 0) {
         long long req = c->act_opt[A_BP_READ_REQUESTS] - c->as.prev_bp_read_requests;
