@@ -12,6 +12,13 @@ void wa_hook_reset(struct wa_hook *h, int64_t now_ms)
     wa_counters_reset(&h->counters, now_ms);
     wa_sessions_clear(&h->sessions);
     atomic_store(&h->urgent, 0);
+    atomic_store(&h->own_tid, 0);
+}
+
+static int is_own(const struct wa_hook *h, uint64_t id)
+{
+    uint64_t own = atomic_load_explicit(&h->own_tid, memory_order_relaxed);
+    return own != 0 && own == id;
 }
 
 static void transition(struct wa_hook *h)
@@ -61,6 +68,8 @@ static void session_end(struct wa_hook *h, uint64_t id)
 static void on_connection(struct wa_hook *h, const struct mysql_event_connection *ev)
 {
     uint64_t id = ev->thread_id;
+    if (is_own(h, id))
+        return;
 
     switch (ev->event_subclass) {
     case MYSQL_AUDIT_CONNECTION_CONNECT:
@@ -115,6 +124,8 @@ static void on_general(struct wa_hook *h, const struct mysql_event_general *ev)
      * query), after the result went out.  COM_QUIT is the session ending,
      * not activity. */
     if (ev->event_subclass != MYSQL_AUDIT_GENERAL_STATUS)
+        return;
+    if (is_own(h, ev->general_thread_id))
         return;
     if (command_is(ev, "Quit", 4))
         return;

@@ -8,6 +8,7 @@
 #define WA_HOOK_H
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "counters.h"
 #include "sessions.h"
@@ -20,6 +21,9 @@ struct wa_hook {
     /* set by the hook on a 0<->1 transition, cleared by the reporter when it
      * takes the snapshot for the next report */
     _Atomic int urgent;
+    /* connection id of the reporter's own SQL session (server.h), 0 = none:
+     * its statements are never activity */
+    _Atomic uint64_t own_tid;
     void (*poke)(void *arg); /* called when urgent goes 0 -> 1 */
     void *poke_arg;
 };

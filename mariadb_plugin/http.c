@@ -68,11 +68,20 @@ void wa_http_global_cleanup(void)
     api.loaded = 0;
 }
 
-static size_t discard(char *ptr, size_t size, size_t nmemb, void *arg)
+/* Keeps the first WA_HTTP_ANSWER_MAX bytes of the answer and swallows the
+ * rest: a long body must not fail the report (the status is what counts). */
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *arg)
 {
-    (void)ptr;
-    (void)arg;
-    return size * nmemb;
+    struct wa_http *h = arg;
+    size_t n = size * nmemb;
+    size_t room = WA_HTTP_ANSWER_MAX - h->answer_len;
+    if (n > room)
+        h->answer_truncated = 1;
+    size_t take = n < room ? n : room;
+    memcpy(h->answer + h->answer_len, ptr, take);
+    h->answer_len += take;
+    h->answer[h->answer_len] = '\0';
+    return n;
 }
 
 /* Lets plugin deinit (or server shutdown) interrupt a slow request at once
@@ -129,7 +138,8 @@ int wa_http_open(struct wa_http *h, const char *url, const char *token,
     bad |= api.easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
     bad |= api.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)WA_HTTP_CONNECT_TIMEOUT_MS) != CURLE_OK;
     bad |= api.easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)WA_HTTP_TIMEOUT_MS) != CURLE_OK;
-    bad |= api.easy_setopt(c, CURLOPT_WRITEFUNCTION, discard) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_WRITEFUNCTION, collect) != CURLE_OK;
+    bad |= api.easy_setopt(c, CURLOPT_WRITEDATA, (void *)h) != CURLE_OK;
     bad |= api.easy_setopt(c, CURLOPT_NOPROGRESS, 0L) != CURLE_OK;
     bad |= api.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress) != CURLE_OK;
     bad |= api.easy_setopt(c, CURLOPT_XFERINFODATA, (void *)stop) != CURLE_OK;
@@ -158,6 +168,9 @@ long wa_http_post(struct wa_http *h, const char *body, size_t len)
 {
     CURL *c = h->curl;
     h->error[0] = '\0';
+    h->answer[0] = '\0';
+    h->answer_len = 0;
+    h->answer_truncated = 0;
     api.easy_setopt(c, CURLOPT_POSTFIELDS, body);
     api.easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
     CURLcode rc = api.easy_perform(c);

@@ -9,11 +9,19 @@
 #define WA_HTTP_CONNECT_TIMEOUT_MS 1000
 #define WA_HTTP_TIMEOUT_MS 2000
 
+/* The controller's answers are small ({"target":{...}}); a longer body is
+ * not one of them and is ignored (answer_truncated). */
+#define WA_HTTP_ANSWER_MAX 4096
+
 struct wa_http {
     void *curl;   /* CURL * */
     void *headers; /* struct curl_slist * */
     const _Atomic int *stop; /* set: abort a transfer in flight */
     char error[256];
+    /* body of the last answer, NUL-terminated */
+    char answer[WA_HTTP_ANSWER_MAX + 1];
+    size_t answer_len;
+    int answer_truncated;
 };
 
 /* Loads and sets up libcurl (dlopen); call from the reporter thread before
@@ -27,7 +35,8 @@ int wa_http_open(struct wa_http *h, const char *url, const char *token,
 void wa_http_close(struct wa_http *h);
 
 /* Returns the HTTP status (2xx = accepted), or 0 when no response came
- * (refused, timeout, aborted); h->error then says why. */
+ * (refused, timeout, aborted); h->error then says why.  The answer's body
+ * is in h->answer. */
 long wa_http_post(struct wa_http *h, const char *body, size_t len);
 
 #endif

@@ -61,5 +61,31 @@ int wa_report_json(char *buf, size_t cap, const struct wa_report *r)
                      r->uptime_s);
     if (n < 0 || (size_t)n >= cap)
         return -1;
-    return n;
+    size_t len = (size_t)n - 1; /* overwrite the closing brace */
+    const struct wa_stats *st = r->stats;
+    if (st && st->sql_ok) {
+        n = snprintf(buf + len, cap - len,
+                     ",\"threads_running\":%" PRIu64 ",\"busy_sessions\":%" PRIu64
+                     ",\"open_trx\":%" PRIu64 ",\"events\":%" PRIu64 ",\"bp_bytes\":%" PRIu64
+                     ",\"bp_pages_total\":%" PRIu64 ",\"bp_pages_data\":%" PRIu64
+                     ",\"bp_pages_free\":%" PRIu64 ",\"bp_read_requests\":%" PRIu64
+                     ",\"bp_reads\":%" PRIu64 ",\"max_connections\":%" PRIu64,
+                     st->threads_running, st->busy_sessions, st->open_trx, st->events,
+                     st->bp_bytes, st->bp_pages_total, st->bp_pages_data, st->bp_pages_free,
+                     st->bp_read_requests, st->bp_reads, st->max_connections);
+        if (n < 0 || (size_t)n >= cap - len)
+            return -1;
+        len += (size_t)n;
+    }
+    if (st && st->cpu_ok) {
+        n = snprintf(buf + len, cap - len, ",\"cpu_ms\":%" PRIu64, st->cpu_ms);
+        if (n < 0 || (size_t)n >= cap - len)
+            return -1;
+        len += (size_t)n;
+    }
+    if (len + 2 > cap)
+        return -1;
+    buf[len++] = '}';
+    buf[len] = '\0';
+    return (int)len;
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stats.h"
+
 struct wa_report {
     const char *compute_id;
     uint64_t seq;
@@ -17,11 +19,14 @@ struct wa_report {
     int64_t last_activity_ms;
     int64_t sent_at_ms;
     uint64_t uptime_s;
+    /* optional: the server's own signals (stats.h); NULL, or fields not
+     * read, leave the keys out */
+    const struct wa_stats *stats;
 };
 
 /* Enough for the longest compute id (80 chars, 6x when every byte needs a
- * \u escape) plus ten 20-digit numbers and the keys. */
-#define WA_REPORT_MAX 1024
+ * \u escape) plus 22 20-digit numbers and their keys. */
+#define WA_REPORT_MAX 2048
 
 /* Writes the JSON object (no trailing newline) and a terminating NUL.
  * Returns its length, or -1 if it does not fit in cap. */

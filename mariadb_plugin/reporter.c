@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "answer.h"
 #include "clock.h"
 #include "http.h"
 #include "log.h"
@@ -52,9 +53,54 @@ static uint64_t uptime_s(const struct wa_reporter *r)
     return up > 0 ? (uint64_t)(up / 1000) : 0;
 }
 
-static int send_one(struct wa_reporter *r, struct wa_http *http, int *was_failing, int *urgent)
+/* The first report waits (at most this long) for the server to finish
+ * starting, so that it already carries the server's signals and the
+ * controller hears from a compute that accepts connections. */
+#define WA_START_WAIT_MS 10000
+
+/* After applying a target, the next report goes out this soon (not after
+ * a whole interval): the controller learns the result quickly. */
+#define WA_HURRY_MS 1000
+
+/* A 200 answer may carry a target; apply it.  Returns 1 when something was
+ * set (report again soon). */
+static int handle_answer(struct wa_reporter *r, struct wa_http *http, long status,
+                         const struct wa_stats *st, int *bad_logged)
 {
+    if (status != 200 || http->answer_len == 0)
+        return 0;
+    struct wa_target t;
+    if (http->answer_truncated || wa_answer_parse(http->answer, http->answer_len, &t) != 0) {
+        if (!*bad_logged)
+            wa_log_warning("ignoring an answer of %s that is not {\"target\":{...}}", r->url);
+        *bad_logged = 1;
+        return 0;
+    }
+    *bad_logged = 0;
+    if (!t.has_bp && !t.has_mc)
+        return 0;
+    return wa_server_apply(&r->server, &t, st) > 0;
+}
+
+static int send_one(struct wa_reporter *r, struct wa_http *http, int *was_failing, int *urgent,
+                    int *hurry)
+{
+    static int bad_answer_logged; /* reporter thread only */
     struct wa_snapshot snap;
+    struct wa_stats st;
+    memset(&st, 0, sizeof st);
+    *hurry = 0;
+    /* first: the SQL read takes a few ms, and the counters below should be
+     * as fresh as possible when they go out */
+    /* still starting: report again soon, with the signals */
+    int starting = wa_server_read(&r->server, &r->hook->admins, &st);
+    if (st.sql_ok)
+        atomic_store(&r->hook->own_tid, st.own_id);
+    int64_t cpu = wa_process_cpu_ms();
+    if (cpu >= 0) {
+        st.cpu_ok = 1;
+        st.cpu_ms = (uint64_t)cpu;
+    }
     /* clear before the snapshot: a transition after this point raises the
      * flag again and gets its own report */
     *urgent = atomic_exchange(&r->hook->urgent, 0);
@@ -71,6 +117,7 @@ static int send_one(struct wa_reporter *r, struct wa_http *http, int *was_failin
         .last_activity_ms = snap.last_activity_ms,
         .sent_at_ms = wa_wall_ms(),
         .uptime_s = uptime_s(r),
+        .stats = &st,
     };
     char body[WA_REPORT_MAX];
     int len = wa_report_json(body, sizeof body, &rep);
@@ -86,6 +133,7 @@ static int send_one(struct wa_reporter *r, struct wa_http *http, int *was_failin
         if (*was_failing)
             wa_log_note("reports accepted again by %s", r->url);
         *was_failing = 0;
+        *hurry = handle_answer(r, http, status, &st, &bad_answer_logged) || starting;
     } else {
         atomic_fetch_add(&r->failed, 1);
         /* log the first failure of a run only: a controller that is down for
@@ -114,6 +162,7 @@ static void *run(void *arg)
         rnd = 1;
 
     wa_sched_init(&sched);
+    int64_t started = wa_mono_ms();
     if (r->url[0]) {
         /* libcurl is loaded here, off the server's start-up path (http.c) */
         have_http = wa_http_global_init() == 0 &&
@@ -128,11 +177,16 @@ static void *run(void *arg)
         int timeout = -1; /* idle forever without a URL: only stop wakes us */
         if (have_http) {
             int64_t due = wa_sched_due(&sched, atomic_load(&r->hook->urgent), interval_ms);
+            if (!sched.attempted && wa_server_starting() && now - started < WA_START_WAIT_MS)
+                due = now + 20; /* poll: the server has no "started" event for plugins */
             if (due <= now) {
-                int urgent;
-                int ok = send_one(r, &http, &was_failing, &urgent);
-                int64_t delay = wa_sched_done(&sched, ok, urgent, wa_mono_ms(), interval_ms,
+                int urgent, hurry;
+                int ok = send_one(r, &http, &was_failing, &urgent, &hurry);
+                int64_t done = wa_mono_ms();
+                int64_t delay = wa_sched_done(&sched, ok, urgent, done, interval_ms,
                                               next_rand(&rnd));
+                if (hurry)
+                    wa_sched_hurry(&sched, done + WA_HURRY_MS);
                 atomic_store(&r->backoff_ms, delay);
                 continue;
             }
@@ -149,6 +203,7 @@ static void *run(void *arg)
 
     if (have_http)
         wa_http_close(&http);
+    wa_server_close(&r->server);
     return NULL;
 }
 
@@ -156,6 +211,7 @@ int wa_reporter_start(struct wa_reporter *r, struct wa_hook *hook)
 {
     r->hook = hook;
     r->running = 0;
+    wa_server_init(&r->server);
     atomic_store(&r->stop, 0);
     atomic_store(&r->seq, 0);
     atomic_store(&r->sent, 0);

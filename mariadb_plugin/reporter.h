@@ -1,4 +1,6 @@
-/* The background thread that posts activity reports to the controller.
+/* The background thread that posts activity reports to the controller,
+ * reads the server's own signals for them (server.h) and applies the size
+ * the controller answers with.
  *
  * It sleeps in poll() on an eventfd; the audit hook writes that eventfd on a
  * 0<->1 connection change (a non-blocking write, the only syscall the hook
@@ -14,6 +16,7 @@
 
 #include "config.h"
 #include "hook.h"
+#include "server.h"
 
 struct wa_reporter {
     /* settings, copied at start */
@@ -23,6 +26,7 @@ struct wa_reporter {
     _Atomic unsigned interval_s;
 
     struct wa_hook *hook;
+    struct wa_server server; /* the local SQL session: signals and targets */
     int64_t process_start_boot_ms; /* -1: fall back to plugin start */
     int64_t plugin_start_boot_ms;
 

@@ -8,6 +8,12 @@ void wa_sched_init(struct wa_sched *s)
     s->gap_ms = WA_MIN_GAP_MS;
     s->failures = 0;
     s->retry_at_ms = 0;
+    s->hurry_at_ms = 0;
+}
+
+void wa_sched_hurry(struct wa_sched *s, int64_t at_ms)
+{
+    s->hurry_at_ms = at_ms;
 }
 
 int64_t wa_backoff_delay(unsigned failures, int64_t base_ms, int64_t cap_ms, uint32_t rnd)
@@ -30,6 +36,8 @@ int64_t wa_sched_due(const struct wa_sched *s, int urgent, int64_t interval_ms)
     if (s->failures > 0)
         return s->retry_at_ms;
     int64_t due = s->last_attempt_ms + interval_ms;
+    if (s->hurry_at_ms && s->hurry_at_ms < due)
+        due = s->hurry_at_ms;
     if (urgent) {
         int64_t soon = s->last_attempt_ms + s->gap_ms;
         if (soon < due)
@@ -52,6 +60,7 @@ int64_t wa_sched_done(struct wa_sched *s, int ok, int urgent, int64_t now_ms,
     }
     s->attempted = 1;
     s->last_attempt_ms = now_ms;
+    s->hurry_at_ms = 0;
     if (ok) {
         s->failures = 0;
         return 0;

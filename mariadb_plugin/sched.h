@@ -31,6 +31,7 @@ struct wa_sched {
     int64_t gap_ms;          /* current minimum spacing of urgent reports */
     unsigned failures;       /* consecutive */
     int64_t retry_at_ms;     /* monotonic; meaningful while failures > 0 */
+    int64_t hurry_at_ms;     /* monotonic; 0 = none (wa_sched_hurry) */
 };
 
 void wa_sched_init(struct wa_sched *s);
@@ -43,6 +44,11 @@ int64_t wa_sched_due(const struct wa_sched *s, int urgent, int64_t interval_ms);
  * (jitter source).  Returns the backoff delay chosen, 0 after a success. */
 int64_t wa_sched_done(struct wa_sched *s, int ok, int urgent, int64_t now_ms,
                       int64_t interval_ms, uint32_t rnd);
+
+/* Have the next report go out by at_ms (monotonic) at the latest, e.g.
+ * after applying a target, so that the controller sees the new values
+ * soon.  A failure's backoff still wins; the next attempt clears it. */
+void wa_sched_hurry(struct wa_sched *s, int64_t at_ms);
 
 /* The delay before retry number `failures` (1 = first retry): base doubled
  * per failure, capped, then "equal jitter" (a value in [d/2, d]) so that

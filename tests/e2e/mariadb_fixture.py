@@ -281,6 +281,11 @@ import pytest  # noqa: E402
 
 CONTRACT_KEYS = {"compute_id", "seq", "connections", "connects", "failed_connects",
                  "disconnects", "queries", "last_activity_ms", "sent_at_ms", "uptime_s"}
+# Optional: the server's own signals (docs/interfaces.md "Activity"), in
+# every report once the plugin's local SQL session works; cpu_ms in all.
+SERVER_KEYS = {"threads_running", "busy_sessions", "open_trx", "events", "bp_bytes",
+               "bp_pages_total", "bp_pages_data", "bp_pages_free", "bp_read_requests",
+               "bp_reads", "max_connections", "cpu_ms"}
 COUNTER_KEYS = ("connections", "connects", "failed_connects", "disconnects", "queries",
                 "last_activity_ms")
 

@@ -49,6 +49,35 @@ static void test_process_start_is_in_the_past(void **state)
     assert_true(now - start < 600000);
 }
 
+static void test_parse_cpu(void **state)
+{
+    (void)state;
+    unsigned long long t = 0;
+    /* utime (14) = 9, stime (15) = 6; a ')' and blanks in comm do not shift them */
+    const char *line = "6981 (mari) db) S 1 6981 6981 0 -1 4194560 5049 0 0 0 9 6 0 0 20 0 "
+                       "14 0 123456789 2338586624 30129 18446744073709551615\n";
+    assert_int_equal(wa_parse_stat_cpu(line, &t), 0);
+    assert_int_equal(t, 15ULL);
+    assert_int_equal(wa_parse_stat_cpu("1 (x) S 1 1 1 0 -1 0 0 0 0 0 7", &t), -1);
+    assert_int_equal(wa_parse_stat_cpu("1 (x) S 1 1 1 0 -1 0 0 0 0 0 7 -2 0", &t), -1);
+    assert_int_equal(wa_parse_stat_field("1 (x) S 1", 2, &t), -1);
+}
+
+static void test_process_cpu_grows(void **state)
+{
+    (void)state;
+    int64_t a = wa_process_cpu_ms();
+    assert_true(a >= 0);
+    /* burn ~50 ms of CPU (tick resolution is 10 ms) */
+    volatile uint64_t x = 1;
+    int64_t t0 = wa_mono_ms();
+    while (wa_mono_ms() - t0 < 60)
+        for (int i = 0; i < 100000; i++)
+            x = x * 6364136223846793005ULL + 1;
+    int64_t b = wa_process_cpu_ms();
+    assert_true(b > a);
+}
+
 static void test_clocks(void **state)
 {
     (void)state;
@@ -66,6 +95,8 @@ int main(void)
         cmocka_unit_test(test_parse_hostile_comm),
         cmocka_unit_test(test_parse_garbage),
         cmocka_unit_test(test_process_start_is_in_the_past),
+        cmocka_unit_test(test_parse_cpu),
+        cmocka_unit_test(test_process_cpu_grows),
         cmocka_unit_test(test_clocks),
     };
     return cmocka_run_group_tests_name("clock", tests, NULL, NULL);

@@ -71,6 +71,26 @@ static void test_periodic_and_urgent(void **state)
     assert_int_equal(wa_sched_due(&s, 0, 1000), 11000);
 }
 
+static void test_hurry_after_a_target(void **state)
+{
+    (void)state;
+    struct wa_sched s;
+    wa_sched_init(&s);
+    wa_sched_done(&s, 1, 0, 10000, 30000, 0);
+    wa_sched_hurry(&s, 11000);
+    assert_int_equal(wa_sched_due(&s, 0, 30000), 11000);
+    /* an urgent report may still go sooner; a short interval wins too */
+    assert_int_equal(wa_sched_due(&s, 1, 30000), 10000 + WA_MIN_GAP_MS);
+    assert_int_equal(wa_sched_due(&s, 0, 500), 10500);
+    /* the next attempt clears it: back to the interval */
+    wa_sched_done(&s, 1, 0, 11000, 30000, 0);
+    assert_int_equal(wa_sched_due(&s, 0, 30000), 41000);
+    /* a failure's backoff wins over a hurry */
+    wa_sched_done(&s, 0, 0, 50000, 30000, 0);
+    wa_sched_hurry(&s, 50001);
+    assert_int_equal(wa_sched_due(&s, 0, 30000), 50000 + WA_BACKOFF_BASE_MS / 2);
+}
+
 static void test_failure_backs_off_even_urgent(void **state)
 {
     (void)state;
@@ -161,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_cap_below_base),
         cmocka_unit_test(test_first_report_is_immediate),
         cmocka_unit_test(test_periodic_and_urgent),
+        cmocka_unit_test(test_hurry_after_a_target),
         cmocka_unit_test(test_failure_backs_off_even_urgent),
         cmocka_unit_test(test_cap_is_30s_for_long_intervals),
         cmocka_unit_test(test_churn_widens_the_gap),
