@@ -329,3 +329,114 @@ def test_sysbench_cpu_load_through_proxy_scales_up_and_back(controller_factory, 
     st, text = ctl.get("/metrics")
     assert metric(text, "smdb_autoscale_decisions_total", direction="down", reason="idle") == 3
     assert cg1("cpu", c["id"], "cpu.cfs_quota_us") == 25000
+
+
+# Random point reads of rows of 4000 bytes (3 to a page): 6000 rows are ~2000
+# pages, twice one unit's 16 MiB pool (1024 pages), within three units'.
+POOL_ROWS = 6000
+POOL_LUA = """
+function thread_init()
+  drv = sysbench.sql.driver()
+  con = drv:connect()
+end
+function event()
+  con:query("SELECT LENGTH(pad) FROM big WHERE id=" .. sysbench.rand.uniform(1, %d))
+end
+function thread_done()
+  con:disconnect()
+end
+""" % POOL_ROWS
+
+
+def status(conn, *names):
+    cur = conn.cursor()
+    cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN (%s)" % ",".join(["%s"] * len(names)),
+                names)
+    return {k: int(v) for k, v in cur.fetchall()}
+
+
+def miss_window(conn, seconds):
+    """Buffer pool misses per read request and read requests/s over a window."""
+    names = ("Innodb_buffer_pool_reads", "Innodb_buffer_pool_read_requests")
+    a = status(conn, *names)
+    time.sleep(seconds)
+    b = status(conn, *names)
+    req = b[names[1]] - a[names[1]]
+    return (b[names[0]] - a[names[0]]) / max(1, req), req / seconds
+
+
+@pytest.mark.skipif(not have_cg1() or not os.path.exists(SYSBENCH),
+                    reason="needs cgroup v1 memory/cpu/cpuacct and sysbench")
+def test_sysbench_pool_load_through_proxy_grows_the_pool(controller_factory, procs, run_dir):
+    # only the pool may step it up here: CPU and threads lines out of reach
+    ctl = controller_factory(**SMALL_CU, **QUICK, autoscale_cpu_up_pct=1000,
+                             autoscale_threads_per_cpu=1000).start()
+    ngx = start_nginx(procs, run_dir, ctl, cache_ttl="2s")
+    lua = os.path.join(run_dir, "pool_reads.lua")
+    with open(lua, "w") as f:
+        f.write(POOL_LUA)
+    projects = {"as-pool-pin": ctl.create_project("as-pool-pin", min_cu=1, max_cu=1,
+                                                  idle_timeout_s=3600, freeze_after_s=0),
+                "as-pool": ctl.create_project("as-pool", min_cu=1, max_cu=4,
+                                              idle_timeout_s=3600, freeze_after_s=0)}
+    direct = {}
+    for name, p in projects.items():
+        c = ctl.compute(name)
+        direct[name] = mysql(c["port"], p["admin_user"], p["admin_password"], database=name)
+        cur = direct[name].cursor()
+        cur.execute("CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(5000))")
+        cur.execute(f"INSERT INTO big SELECT seq, REPEAT(CHAR(65 + seq % 26), 4000) "
+                    f"FROM seq_1_to_{POOL_ROWS}")
+
+    def load(name, seconds):
+        p = projects[name]
+        argv = sysbench(ngx.port, name, p["admin_user"], p["admin_password"], lua, threads=2,
+                        seconds=seconds)
+        return subprocess.Popen(argv + ["run"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    # pinned at 1 CU: the pool is too small, whatever the time
+    pr = load("as-pool-pin", 9)
+    try:
+        time.sleep(3)
+        pinned_miss, pinned_rate = miss_window(direct["as-pool-pin"], 5)
+    finally:
+        out = pr.communicate(timeout=60)[0]
+    assert pr.returncode == 0, out
+    assert ctl.compute("as-pool-pin")["cu"] == 1
+
+    pr = load("as-pool", 60)
+    try:
+        t0 = time.time()
+        wait_for(lambda: ctl.compute("as-pool")["cu"] >= 2, timeout=20, what="a step up")
+        up_s = time.time() - t0
+
+        def settled():
+            # the size stays put for a while and the server has its pool
+            cu = ctl.compute("as-pool")["cu"]
+            time.sleep(3)
+            if ctl.compute("as-pool")["cu"] != cu:
+                return None
+            bp = pool_size(ctl, "as-pool", projects["as-pool"])
+            return cu if bp == cu * 16 * MIB else None
+        cu = wait_for(settled, timeout=40, what="a settled size with its pool")
+        auto_miss, auto_rate = miss_window(direct["as-pool"], 5)
+    finally:
+        pr.terminate()
+        pr.communicate(timeout=30)
+    c = ctl.compute("as-pool")
+    print(f"\npool load (2 clients, random rows, ~{POOL_ROWS // 3} pages): pinned at 1 CU "
+          f"misses {pinned_miss:.1%} at {pinned_rate:.0f} reads/s; autoscaled to {cu} CU "
+          f"misses {auto_miss:.1%} at {auto_rate:.0f} reads/s; first step after {up_s:.1f} s")
+    assert 2 <= cu <= 4, c
+    assert cg1("memory", c["id"], "memory.limit_in_bytes") == cu * 256 * MIB
+    st, text = ctl.get("/metrics")
+    assert metric(text, "smdb_autoscale_decisions_total", direction="up", reason="pool") >= 1
+    assert metric(text, "smdb_autoscale_decisions_total", direction="up", reason="cpu") == 0
+    assert pinned_miss > 0.05, pinned_miss
+    assert auto_miss < pinned_miss / 2, (pinned_miss, auto_miss)
+
+    # idle, the pool is not the working set any more: back to 1 CU
+    wait_for(lambda: ctl.compute("as-pool")["cu"] == 1, timeout=40, what="back to 1 CU")
+    for conn in direct.values():
+        conn.close()

@@ -79,8 +79,13 @@ static int wanted_up(const autoscale_params *p, const autoscale_input *in, unsig
         want = n > want ? n : want;
         *why |= AS_CPU;
     }
-    if (in->pages_total > 0 && in->pages_data >= p->bp_full * in->pages_total &&
-        in->miss > p->bp_miss) {
+    /* Full: by its data pages, or because the pages read from disk replace
+     * others instead of adding to the data (InnoDB keeps up to
+     * innodb_lru_scan_depth pages free under pressure, so a small pool's
+     * data pages stop short of any fixed share).  A pool that misses while
+     * it is still filling up is warming, not too small. */
+    if (in->pages_total > 0 && in->miss > p->bp_miss &&
+        (in->pages_data >= p->bp_full * in->pages_total || in->evicting >= 0.5)) {
         if (want < in->cu + 1)
             want = in->cu + 1;
         *why |= AS_POOL;
@@ -268,6 +273,7 @@ void autoscale_compute(const compute_rec *c)
     st.prev_cpu_at_ms = cpu_at;
     st.prev_bp_reads = c->act_opt[A_BP_READS];
     st.prev_bp_read_requests = c->act_opt[A_BP_READ_REQUESTS];
+    st.prev_bp_pages_data = c->act_opt[A_BP_PAGES_DATA];
     if (!counters_ok || store_project_get(c->project, &pr) != 0) {
         store_autoscale_save(c->id, &st);
         return;
@@ -275,6 +281,7 @@ void autoscale_compute(const compute_rec *c)
     p = autoscale_params_of(cfg);
     in = (autoscale_input){.cu = c->size_cu, .min_cu = pr.min_cu, .max_cu = pr.max_cu,
                            .now_ms = now, .cpu = -1, .miss = -1, .read_rate = -1,
+                           .evicting = -1,
                            .pages_data = c->act_opt[A_BP_PAGES_DATA],
                            .pages_total = c->act_opt[A_BP_PAGES_TOTAL],
                            .threads_running = c->act_opt[A_THREADS_RUNNING],
@@ -290,6 +297,12 @@ void autoscale_compute(const compute_rec *c)
         long long rd = c->act_opt[A_BP_READS] - c->as.prev_bp_reads;
         in.miss = req > 0 ? (double)rd / (double)req : 0;
         in.read_rate = req * 1000.0 / (double)window;
+        if (rd > 0 && c->act_opt[A_BP_PAGES_DATA] >= 0 && c->as.prev_bp_pages_data >= 0) {
+            double grew = (double)(c->act_opt[A_BP_PAGES_DATA] - c->as.prev_bp_pages_data);
+            in.evicting = 1.0 - (grew > 0 ? grew : 0) / (double)rd;
+            if (in.evicting < 0)
+                in.evicting = 0;
+        }
     }
     st.cpu_ppm = in.cpu < 0 ? -1 : (long long)(in.cpu * 1e6);
     st.miss_ppm = in.miss < 0 ? -1 : (long long)(in.miss * 1e6);
@@ -297,7 +310,7 @@ void autoscale_compute(const compute_rec *c)
     st.signals_ms = now;
     autoscale_decide(&p, &in, &st, &d);
     if (d.direction != 0) {
-        char why[96], cpu[16], miss[16], fill[16];
+        char why[96], cpu[16], miss[16], fill[16], evict[16];
         op_error e = {ERR_NONE, "", ""};
 
         autoscale_reasons(d.reasons, why, sizeof(why));
@@ -306,11 +319,13 @@ void autoscale_compute(const compute_rec *c)
         pct(fill, sizeof(fill), st.fill_ppm < 0 ? -1 : st.fill_ppm / 1e6);
         snprintf(st.last_decision, sizeof(st.last_decision), "%s %d->%d: %s",
                  d.direction > 0 ? "up" : "down", c->size_cu, d.cu, why);
+        pct(evict, sizeof(evict), in.evicting);
         log_info("compute %s: autoscale %s %d -> %d CU (%s; cpu %s of %d millicpus, pool %s "
-                 "full, misses %s, %.0f reads/s, threads running %lld, connections %lld)",
+                 "full, misses %s, evicting %s, %.0f reads/s, threads running %lld, "
+                 "connections %lld)",
                  c->id, d.direction > 0 ? "up" : "down", c->size_cu, d.cu, why, cpu,
-                 c->size_cu * cfg->cu_millicpus, fill, miss, in.read_rate < 0 ? 0 : in.read_rate,
-                 in.threads_running, in.connections);
+                 c->size_cu * cfg->cu_millicpus, fill, miss, evict,
+                 in.read_rate < 0 ? 0 : in.read_rate, in.threads_running, in.connections);
         /* saved before the resize: the cool-down holds even if it fails,
          * which spaces out retries */
         store_autoscale_save(c->id, &st);

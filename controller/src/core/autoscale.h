@@ -45,6 +45,8 @@ typedef struct {
     double cpu;                  /* CPU used / CPU allowed over the last window */
     double miss;                 /* reads from disk / read requests over the window */
     double read_rate;            /* read requests per second over the window */
+    double evicting;             /* share of the window's disk reads that took the place
+                                  * of another page (1 - Δ data pages / Δ reads) */
     long long pages_data, pages_total;
     long long threads_running;
     long long connections;

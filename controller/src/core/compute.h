@@ -32,6 +32,7 @@ typedef struct {
     long long prev_sent_ms;       /* the sample deltas start from; 0: none */
     long long prev_cpu_ms, prev_bp_reads, prev_bp_read_requests;
     long long prev_cpu_at_ms;     /* when prev_cpu_ms was read */
+    long long prev_bp_pages_data;
     long long cpu_ppm;            /* CPU used of the CPU allowed */
     long long miss_ppm;           /* buffer pool reads from disk per read request */
     long long fill_ppm;           /* data pages of the pool's pages */

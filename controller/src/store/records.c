@@ -84,6 +84,7 @@ static void compute_field(void *arg, const char *k, const char *v)
         {"as_prev_sent_ms", offsetof(compute_rec, as.prev_sent_ms)},
         {"as_prev_cpu_ms", offsetof(compute_rec, as.prev_cpu_ms)},
         {"as_prev_cpu_at_ms", offsetof(compute_rec, as.prev_cpu_at_ms)},
+        {"as_prev_bp_pages_data", offsetof(compute_rec, as.prev_bp_pages_data)},
         {"as_prev_bp_reads", offsetof(compute_rec, as.prev_bp_reads)},
         {"as_prev_bp_read_requests", offsetof(compute_rec, as.prev_bp_read_requests)},
         {"as_cpu_ppm", offsetof(compute_rec, as.cpu_ppm)},
@@ -131,6 +132,7 @@ int store_compute_get(const char *cid, compute_rec *out)
         for (int i = 0; i < ACT_NOPT; i++)
             out->act_opt[i] = -1;
         out->as.cpu_ppm = out->as.miss_ppm = out->as.fill_ppm = -1;
+        out->as.prev_bp_pages_data = -1;
     }
     rc = hgetall(key, compute_field, &rd);
     /* a record of a controller before the instance field: its server was
@@ -503,20 +505,20 @@ int store_activity_accept(const char *cid, const activity_report *a)
 
 int store_autoscale_save(const char *cid, const autoscale_rec *s)
 {
-    char key[160], v[11][24];
-    const long long in[11] = {s->last_change_ms, s->low_since_ms, s->prev_sent_ms,
+    char key[160], v[12][24];
+    const long long in[12] = {s->last_change_ms, s->low_since_ms, s->prev_sent_ms,
                               s->prev_cpu_ms, s->prev_bp_reads, s->prev_bp_read_requests,
                               s->cpu_ppm, s->miss_ppm, s->fill_ppm, s->signals_ms,
-                              s->prev_cpu_at_ms};
-    static const char *const fields[11] = {
+                              s->prev_cpu_at_ms, s->prev_bp_pages_data};
+    static const char *const fields[12] = {
         "as_last_change_ms", "as_low_since_ms", "as_prev_sent_ms", "as_prev_cpu_ms",
         "as_prev_bp_reads", "as_prev_bp_read_requests", "as_cpu_ppm", "as_miss_ppm",
-        "as_fill_ppm", "as_signals_ms", "as_prev_cpu_at_ms"};
+        "as_fill_ppm", "as_signals_ms", "as_prev_cpu_at_ms", "as_prev_bp_pages_data"};
     const char *keys[] = {store_key(key, sizeof(key), K_COMPUTE, cid)};
-    const char *args[2 * 12];
+    const char *args[2 * 13];
     int n = 0;
 
-    for (int i = 0; i < 11; i++) {
+    for (int i = 0; i < 12; i++) {
         snprintf(v[i], sizeof(v[i]), "%lld", in[i]);
         args[n++] = fields[i];
         args[n++] = v[i];

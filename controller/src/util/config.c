@@ -67,7 +67,7 @@ static const opt opts[] = {
     I("autoscale_up_cooldown_s", autoscale_up_cooldown_s, 0, 86400),
     I("autoscale_down_cooldown_s", autoscale_down_cooldown_s, 0, 86400),
     I("autoscale_down_after_s", autoscale_down_after_s, 0, 86400),
-    I("autoscale_cpu_up_pct", autoscale_cpu_up_pct, 1, 100),
+    I("autoscale_cpu_up_pct", autoscale_cpu_up_pct, 1, 1000),
     I("autoscale_cpu_down_pct", autoscale_cpu_down_pct, 0, 99),
     I("autoscale_bp_full_pct", autoscale_bp_full_pct, 1, 100),
     I("autoscale_bp_miss_permille", autoscale_bp_miss_permille, 0, 1000),

@@ -49,7 +49,7 @@ typedef struct {
     int autoscale_up_cooldown_s;    /* after any change, before a step up */
     int autoscale_down_cooldown_s;  /* after any change, before a step down */
     int autoscale_down_after_s;     /* low for this long before a step down */
-    int autoscale_cpu_up_pct;       /* CPU used of allowed: above, up */
+    int autoscale_cpu_up_pct;       /* CPU used of allowed: above, up (over 100: never) */
     int autoscale_cpu_down_pct;     /* below (and below the middle at one CU less), low */
     int autoscale_bp_full_pct;      /* data pages of the pool: at least, the pool is full */
     int autoscale_bp_miss_permille; /* reads from disk per 1000 read requests: above, misses */

@@ -124,6 +124,18 @@ static void pool_full_with_misses_steps_up(void **s)
     in.pages_data = 500;
     d = decide(&p, in, &st);
     assert_int_equal(d.direction, 0);
+    /* short of full by its data pages (InnoDB keeps pages free under
+     * pressure), but what it reads replaces other pages: too small */
+    in.pages_data = 900;
+    in.evicting = 0.95;
+    d = decide(&p, in, &st);
+    assert_int_equal(d.direction, 1);
+    assert_int_equal(d.reasons, AS_POOL);
+    /* evicting without misses worth the name: fine */
+    st = (autoscale_rec){0};
+    in.miss = 0.005;
+    d = decide(&p, in, &st);
+    assert_int_equal(d.direction, 0);
 }
 
 static void threads_and_connections_step_up(void **s)
