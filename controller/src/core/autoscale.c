@@ -48,10 +48,15 @@ const char *autoscale_reasons(unsigned reasons, char *buf, size_t len)
     return buf;
 }
 
-/* ceil() without libm: sizes are small positive numbers */
+/* ceil() without libm, for sizes (a report's numbers may be absurd: the
+ * result is capped far above any max_cu) */
 static int up_int(double v)
 {
-    int n = (int)v;
+    int n;
+
+    if (!(v < 1 << 20))
+        return 1 << 20;
+    n = (int)v;
 
     return (double)n < v - 1e-9 ? n + 1 : n;
 }
@@ -304,9 +309,14 @@ void autoscale_compute(const compute_rec *c)
                 in.evicting = 0;
         }
     }
-    st.cpu_ppm = in.cpu < 0 ? -1 : (long long)(in.cpu * 1e6);
-    st.miss_ppm = in.miss < 0 ? -1 : (long long)(in.miss * 1e6);
-    st.fill_ppm = in.pages_total > 0 ? in.pages_data * 1000000 / in.pages_total : -1;
+    st.cpu_ppm = in.cpu < 0 ? -1 : (long long)(in.cpu > 1e6 ? 1e12 : in.cpu * 1e6);
+    st.miss_ppm = in.miss < 0 ? -1 : (long long)(in.miss > 1e6 ? 1e12 : in.miss * 1e6);
+    /* in double: a report's integers may be anything up to 2^63 */
+    st.fill_ppm = in.pages_total > 0 && in.pages_data >= 0
+                      ? (long long)((double)in.pages_data / (double)in.pages_total * 1e6 > 1e12
+                                        ? 1e12
+                                        : (double)in.pages_data / (double)in.pages_total * 1e6)
+                      : -1;
     st.signals_ms = now;
     autoscale_decide(&p, &in, &st, &d);
     if (d.direction != 0) {

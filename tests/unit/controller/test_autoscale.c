@@ -321,6 +321,25 @@ static void oscillating_load_does_not_thrash(void **s)
     assert_true(cu >= 2);
 }
 
+/* A report may carry any non-negative integer: absurd ones are bounded. */
+static void absurd_signals_stay_in_bounds(void **s)
+{
+    autoscale_params p = params();
+    autoscale_rec st = {0};
+    autoscale_input in = idle(1, 1000000);
+    autoscale_decision d;
+
+    (void)s;
+    in.connections = 9223372036854775807LL;
+    in.threads_running = 9223372036854775807LL;
+    in.pages_data = 9223372036854775807LL;
+    in.pages_total = 1;
+    in.miss = 1e300;
+    in.cpu = 1e300;
+    d = decide(&p, in, &st);
+    assert_int_equal(d.cu, 4);
+}
+
 static void reasons_text(void **s)
 {
     char buf[64];
@@ -345,6 +364,7 @@ int main(void)
         cmocka_unit_test(never_below_the_working_set),
         cmocka_unit_test(bounds_first),
         cmocka_unit_test(oscillating_load_does_not_thrash),
+        cmocka_unit_test(absurd_signals_stay_in_bounds),
         cmocka_unit_test(reasons_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
