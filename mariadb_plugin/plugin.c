@@ -118,6 +118,7 @@ WA_SHOW(show_backoff_ms, atomic_load(&g_rep.backoff_ms))
 WA_SHOW(show_token_set, g_rep.token[0] != '\0')
 WA_SHOW(show_server_signals, atomic_load(&g_rep.server.sql_ok))
 WA_SHOW(show_targets_applied, atomic_load(&g_rep.server.applied))
+WA_SHOW(show_server_read_us, atomic_load(&g_rep.server.read_us))
 
 static struct st_mysql_show_var wa_status[] = {
     {"Wake_activity_connections", (void *)show_connections, SHOW_SIMPLE_FUNC},
@@ -138,6 +139,7 @@ static struct st_mysql_show_var wa_status[] = {
     {"Wake_activity_token_set", (void *)show_token_set, SHOW_SIMPLE_FUNC},
     {"Wake_activity_server_signals", (void *)show_server_signals, SHOW_SIMPLE_FUNC},
     {"Wake_activity_targets_applied", (void *)show_targets_applied, SHOW_SIMPLE_FUNC},
+    {"Wake_activity_server_read_us", (void *)show_server_read_us, SHOW_SIMPLE_FUNC},
     {NULL, NULL, SHOW_UNDEF},
 };
 

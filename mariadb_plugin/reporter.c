@@ -91,8 +91,8 @@ static int send_one(struct wa_reporter *r, struct wa_http *http, int *was_failin
     memset(&st, 0, sizeof st);
     *hurry = 0;
     /* first: the SQL read takes a few ms, and the counters below should be
-     * as fresh as possible when they go out */
-    /* still starting: report again soon, with the signals */
+     * as fresh as possible when they go out.  If the server is still
+     * starting, the next report follows soon, with the signals. */
     int starting = wa_server_read(&r->server, &r->hook->admins, &st);
     if (st.sql_ok)
         atomic_store(&r->hook->own_tid, st.own_id);

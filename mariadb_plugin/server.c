@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -84,6 +85,7 @@ void wa_server_init(struct wa_server *s)
     s->tried.bp_bytes = s->tried.max_connections = 0;
     atomic_store(&s->applied, 0);
     atomic_store(&s->sql_ok, 0);
+    atomic_store(&s->read_us, 0);
 }
 
 static int run(struct wa_server *s, const char *sql, const char *what)
@@ -126,15 +128,17 @@ static int connect_session(struct wa_server *s)
         return -1;
     }
     s->mysql = m;
-    /* Never stall the reporter on a slow read or a lock; keep the session
-     * out of the general and slow logs: it is not a client's work. */
-    if (run(s, "SET SESSION max_statement_time=2, lock_wait_timeout=2, sql_log_off=1, "
-               "long_query_time=3600",
+    /* Never stall the reporter on a lock (the reads below also carry a
+     * statement time limit; a SET GLOBAL of a target does not: a buffer
+     * pool resize takes as long as it takes, and cut short it would fail).
+     * Keep the session out of the general and slow logs: it is not a
+     * client's work. */
+    if (run(s, "SET SESSION lock_wait_timeout=2, sql_log_off=1, long_query_time=3600",
             "session settings") != 0) {
         disconnect(s);
         return -1;
     }
-    /* fixed at startup, and missing before MariaDB 10.11.12 (no clamp then) */
+    /* fixed at startup; older servers lack it (no clamp then) */
     s->bp_max = 0;
     if (mysql_real_query(m, "SELECT @@innodb_buffer_pool_size_max",
                          sizeof "SELECT @@innodb_buffer_pool_size_max" - 1) == 0) {
@@ -152,6 +156,7 @@ static int connect_session(struct wa_server *s)
 
 /* One (name, value) row per signal; the labels are wa_stats_set's. */
 static const char STATS_SQL[] =
+    "SET STATEMENT max_statement_time=2 FOR "
     "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
     " WHERE VARIABLE_NAME IN ('THREADS_RUNNING','INNODB_BUFFER_POOL_PAGES_TOTAL',"
     "'INNODB_BUFFER_POOL_PAGES_DATA','INNODB_BUFFER_POOL_PAGES_FREE',"
@@ -163,7 +168,8 @@ static const char STATS_SQL[] =
     " UNION ALL SELECT 'EVENTS', IF(@@GLOBAL.event_scheduler = 'ON', COUNT(*), 0)"
     " FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'";
 
-static const char SESSIONS_SQL[] = "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST";
+static const char SESSIONS_SQL[] = "SET STATEMENT max_statement_time=2 FOR "
+                                   "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST";
 
 static int read_stats(struct wa_server *s, struct wa_stats *st)
 {
@@ -245,8 +251,14 @@ static int read_all(struct wa_server *s, const struct wa_userlist *admins, struc
 
 int wa_server_read(struct wa_server *s, const struct wa_userlist *admins, struct wa_stats *st)
 {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
     int starting = read_all(s, admins, st);
+    clock_gettime(CLOCK_MONOTONIC, &b);
     atomic_store(&s->sql_ok, st->sql_ok);
+    if (st->sql_ok)
+        atomic_store(&s->read_us, (long long)(b.tv_sec - a.tv_sec) * 1000000 +
+                                      (b.tv_nsec - a.tv_nsec) / 1000);
     return starting;
 }
 
@@ -260,8 +272,25 @@ static int set_global(struct wa_server *s, const char *var, uint64_t from, uint6
                        mysql_errno((MYSQL *)s->mysql));
         return 0;
     }
-    wa_log_note("target: %s=%" PRIu64 " (was %" PRIu64 ")", var, to, from);
     atomic_fetch_add(&s->applied, 1);
+    /* the server may have rounded or clamped it (with a warning only): log
+     * what it took */
+    uint64_t now = to;
+    snprintf(sql, sizeof sql, "SELECT @@GLOBAL.%s", var);
+    if (mysql_real_query((MYSQL *)s->mysql, sql, (unsigned long)strlen(sql)) == 0) {
+        MYSQL_RES *res = mysql_store_result((MYSQL *)s->mysql);
+        MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+        unsigned long *len = row ? mysql_fetch_lengths(res) : NULL;
+        if (!row || !row[0] || wa_parse_u64(row[0], len[0], &now) != 0)
+            now = to;
+        if (res)
+            mysql_free_result(res);
+    }
+    if (now == to)
+        wa_log_note("target: %s=%" PRIu64 " (was %" PRIu64 ")", var, to, from);
+    else
+        wa_log_note("target: %s=%" PRIu64 " (asked %" PRIu64 ", was %" PRIu64 ")", var, now,
+                    to, from);
     return 1;
 }
 

@@ -28,6 +28,7 @@ struct wa_server {
     struct wa_tried tried;
     _Atomic unsigned long long applied; /* SET GLOBALs that succeeded (status) */
     _Atomic int sql_ok;                 /* the last read worked (status) */
+    _Atomic long long read_us;          /* how long the last read took (status) */
 };
 
 void wa_server_init(struct wa_server *s);

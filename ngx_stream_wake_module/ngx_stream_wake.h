@@ -6,6 +6,8 @@
  *   ngx_stream_wake_filter.c      the stream filter (both directions)
  *   ngx_stream_wake_controller.c  the non-blocking /wake_compute HTTP call
  *   ngx_stream_wake_shm.c         shared memory: wake cache, connection ids
+ *   ngx_stream_wake_limit.c       limit zone, session limits + queue
+ *   ngx_stream_wake_client.c      per-address failure buckets
  *   ngx_stream_wake_idmap.c       the id map's indexes (pure, unit tested)
  *   mysql_proto.c, wake_http.c    pure protocol code (unit tested, fuzzed)
  */
@@ -53,6 +55,7 @@ typedef struct ngx_stream_wake_req_s  ngx_stream_wake_req_t;
 
 typedef struct {
     ngx_shm_zone_t             *shm_zone;
+    ngx_shm_zone_t             *limit_zone;     /* ngx_stream_wake_limit.c */
 } ngx_stream_wake_main_conf_t;
 
 
@@ -75,6 +78,10 @@ typedef struct {
     ngx_uint_t                  caps;
     ngx_uint_t                  ext_caps;
     ngx_uint_t                  charset;
+    ngx_uint_t                  session_queue;      /* waiters per project */
+    ngx_msec_t                  session_queue_timeout;
+    ngx_uint_t                  client_rate;        /* tokens/1000 per s; 0 off */
+    ngx_uint_t                  client_burst;       /* tokens */
     ngx_log_t                  *error_log;
 } ngx_stream_wake_srv_conf_t;
 
@@ -86,6 +93,8 @@ typedef struct {
     ngx_str_t                   compute;
     ngx_str_t                   cold_start;
     ngx_str_t                   error;
+    ngx_int_t                   max_sessions;   /* -1: none said, 0: unlimited */
+    ngx_msec_t                  retry_ms;       /* 429: when to wake again */
 } ngx_stream_wake_result_t;
 
 
@@ -94,6 +103,7 @@ typedef enum {
     NGX_STREAM_WAKE_RESPONSE,       /* reading the HandshakeResponse41 */
     NGX_STREAM_WAKE_TLS,            /* TLS handshake after an SSLRequest */
     NGX_STREAM_WAKE_WAKING,         /* waiting for the controller */
+    NGX_STREAM_WAKE_QUEUED,         /* project at its session limit: waiting */
     NGX_STREAM_WAKE_READY,          /* $wake_upstream set: proxying */
     NGX_STREAM_WAKE_FAILED          /* ERR to send, then close */
 } ngx_stream_wake_state_e;
@@ -143,6 +153,10 @@ typedef struct {
     ngx_stream_wake_req_t      *wake;
     ngx_queue_t                 queue;          /* in wake->waiters */
 
+    ngx_event_t                 queue_timer;    /* QUEUED: look again */
+    ngx_msec_t                  queue_start;
+    ngx_int_t                   max_sessions;   /* the project's limit */
+
     ngx_uint_t                  err_code;
     const char                 *err_state;
     ngx_str_t                   err_msg;
@@ -166,6 +180,9 @@ typedef struct {
     unsigned                    greeting_late:1;
     unsigned                    tls:1;          /* TLS on the client leg */
     unsigned                    up_started:1;   /* handshake passed upstream */
+    unsigned                    counted:1;      /* holds a session slot */
+    unsigned                    queued:1;       /* counted as a waiter */
+    unsigned                    charged:1;      /* a failure charged */
 
     mp_renumber_t               renumber;       /* client -> compute, auth */
 } ngx_stream_wake_ctx_t;
@@ -173,12 +190,17 @@ typedef struct {
 
 extern ngx_module_t  ngx_stream_wake_module;
 
+#include "ngx_stream_wake_limit.h"
+
 
 /* ngx_stream_wake_module.c */
 void ngx_stream_wake_resume(ngx_stream_wake_ctx_t *ctx,
     ngx_stream_wake_result_t *res);
 ngx_int_t ngx_stream_wake_send_err(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx);
+ngx_int_t ngx_stream_wake_fail(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_uint_t status, ngx_uint_t code,
+    const char *state, const char *fmt, ...);
 
 /* ngx_stream_wake_filter.c */
 ngx_int_t ngx_stream_wake_filter_init(ngx_conf_t *cf);

@@ -19,6 +19,7 @@
 
 #define NGX_STREAM_WAKE_RESPONSE_SIZE  4096
 #define NGX_STREAM_WAKE_BACKOFF_MAX    5000
+#define NGX_STREAM_WAKE_RETRY_MAX      60000   /* a 429's negative cache */
 
 
 struct ngx_stream_wake_req_s {
@@ -441,6 +442,7 @@ ngx_stream_wake_process(ngx_stream_wake_req_t *w, wh_response_t *r)
 
     ngx_memzero(res, sizeof(ngx_stream_wake_result_t));
     res->status = r->status;
+    res->max_sessions = r->max_sessions;
 
     if (ngx_stream_wake_copy(w->pool, &res->address, &r->address) != NGX_OK
         || ngx_stream_wake_copy(w->pool, &res->compute, &r->compute) != NGX_OK
@@ -461,6 +463,18 @@ ngx_stream_wake_process(ngx_stream_wake_req_t *w, wh_response_t *r)
     case 404:
         ngx_stream_wake_cache_put(w->zone, &w->project, res,
                                   w->wscf->negative_ttl);
+        break;
+
+    case 429:
+        /* waking too often: no controller call until the retry time */
+        res->retry_ms = (r->retry_ms > 0)
+                        ? (ngx_msec_t) ngx_min(r->retry_ms,
+                                               NGX_STREAM_WAKE_RETRY_MAX)
+                        : 1000;
+        ngx_stream_wake_cache_put(w->zone, &w->project, res, res->retry_ms);
+        ngx_log_error(NGX_LOG_WARN, &w->log, 0,
+                      "controller: project is waking too often, retry in "
+                      "%Mms", res->retry_ms);
         break;
 
     case 401:

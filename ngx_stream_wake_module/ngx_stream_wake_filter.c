@@ -208,6 +208,11 @@ ngx_stream_wake_filter_down(ngx_stream_session_t *s,
             return NGX_ERROR;
         }
 
+        if (p[MP_HEADER_LEN] == 0xff && ctx->down == NGX_STREAM_WAKE_DOWN_AUTH) {
+            /* failed authentication: charged to the client's address */
+            ngx_stream_wake_client_failed(s);
+        }
+
         switch (p[MP_HEADER_LEN]) {
 
         case 0x00:      /* OK: authenticated, the command phase starts */

@@ -29,6 +29,7 @@
 #define NGX_STREAM_WAKE_ER_UNKNOWN         1105, "HY000"
 #define NGX_STREAM_WAKE_ER_TOO_LARGE       1153, "08S01"
 #define NGX_STREAM_WAKE_ER_AUTH_MODE       1251, "08004"
+#define NGX_STREAM_WAKE_ER_CON_COUNT       1040, "08004"
 
 
 typedef struct {
@@ -59,9 +60,8 @@ static ngx_int_t ngx_stream_wake_rewrite_response(ngx_stream_session_t *s,
     mp_response_t *r);
 static ngx_int_t ngx_stream_wake_start(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx, ngx_stream_wake_srv_conf_t *wscf);
-static ngx_int_t ngx_stream_wake_fail(ngx_stream_session_t *s,
-    ngx_stream_wake_ctx_t *ctx, ngx_uint_t status, ngx_uint_t code,
-    const char *state, const char *fmt, ...);
+static ngx_int_t ngx_stream_wake_refuse_client(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx);
 static void ngx_stream_wake_stop_timers(ngx_stream_wake_ctx_t *ctx);
 static void ngx_stream_wake_cleanup(void *data);
 static ngx_int_t ngx_stream_wake_log_handler(ngx_stream_session_t *s);
@@ -76,6 +76,8 @@ static ngx_int_t ngx_stream_wake_variable_id(ngx_stream_session_t *s,
 static char *ngx_stream_wake_controller(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_stream_wake_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_stream_wake_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_stream_wake_route_modes(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -217,6 +219,34 @@ static ngx_command_t  ngx_stream_wake_commands[] = {
       offsetof(ngx_stream_wake_srv_conf_t, charset),
       &ngx_stream_wake_charset_bounds },
 
+    { ngx_string("wake_session_queue"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_wake_srv_conf_t, session_queue),
+      NULL },
+
+    { ngx_string("wake_session_queue_timeout"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_wake_srv_conf_t, session_queue_timeout),
+      NULL },
+
+    { ngx_string("wake_client_limit"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE12,
+      ngx_stream_wake_client_limit,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wake_limit_zone"),
+      NGX_STREAM_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_stream_wake_limit_zone,
+      NGX_STREAM_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -319,6 +349,10 @@ ngx_stream_wake_preread_handler(ngx_stream_session_t *s)
         if (ctx == NULL) {
             return NGX_ERROR;
         }
+
+        if (ngx_stream_wake_refuse_client(s, ctx) != NGX_OK) {
+            return ngx_stream_wake_send_err(s, ctx);
+        }
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_STREAM, c->log, 0,
@@ -352,6 +386,10 @@ ngx_stream_wake_preread_handler(ngx_stream_session_t *s)
     case NGX_STREAM_WAKE_WAKING:
         /* re-entered by a client event while TLS or the controller works */
         return NGX_DONE;
+
+    case NGX_STREAM_WAKE_QUEUED:
+        /* waiting for a session slot: did the client leave? */
+        return ngx_stream_wake_limit_peek(ctx);
 
     case NGX_STREAM_WAKE_READY:
         c->log->action = "prereading client data";
@@ -460,6 +498,33 @@ ngx_stream_wake_create_ctx(ngx_stream_session_t *s,
 }
 
 
+/*
+ * An address whose failures emptied its bucket gets ERR 1040 in place of
+ * the greeting (as MariaDB sends "too many connections"): no handshake is
+ * read, no controller asked, no compute woken.
+ */
+static ngx_int_t
+ngx_stream_wake_refuse_client(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx)
+{
+    ngx_msec_t  retry;
+
+    if (ngx_stream_wake_client_check(s, &retry) == NGX_OK) {
+        return NGX_OK;
+    }
+
+    ctx->out->pos = ctx->out->last;     /* no greeting */
+    ctx->client_seq = 0;
+
+    return ngx_stream_wake_fail(s, ctx, NGX_STREAM_SERVICE_UNAVAILABLE,
+                                NGX_STREAM_WAKE_ER_CON_COUNT,
+                                "Too many failed connection attempts from "
+                                "%V; retry in %M s",
+                                &s->connection->addr_text,
+                                (retry + 999) / 1000);
+}
+
+
 static ngx_int_t
 ngx_stream_wake_send_greeting(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx)
@@ -535,6 +600,7 @@ ngx_stream_wake_handshake_timeout(ngx_event_t *ev)
 
     if (ctx->state == NGX_STREAM_WAKE_TLS) {
         /* no plain text inside a TLS handshake */
+        ngx_stream_wake_client_failed(s);
         ngx_stream_finalize_session(s, NGX_STREAM_BAD_REQUEST);
         return;
     }
@@ -1043,7 +1109,9 @@ ngx_stream_wake_resume(ngx_stream_wake_ctx_t *ctx,
         ctx->upstream.len = res->address.len;
         ctx->compute.len = res->compute.len;
         ctx->cold_start.len = res->cold_start.len;
-        ctx->state = NGX_STREAM_WAKE_READY;
+
+        /* READY, or QUEUED at the project's session limit, or FAILED */
+        ngx_stream_wake_limit_enter(ctx, res->max_sessions);
         break;
 
     case 400:
@@ -1052,6 +1120,15 @@ ngx_stream_wake_resume(ngx_stream_wake_ctx_t *ctx,
                                     NGX_STREAM_WAKE_ER_BAD_DB,
                                     "Unknown database '%V' (no such project)",
                                     &ctx->project);
+        break;
+
+    case 429:
+        (void) ngx_stream_wake_fail(s, ctx, NGX_STREAM_SERVICE_UNAVAILABLE,
+                                    NGX_STREAM_WAKE_ER_CON_COUNT,
+                                    "Too many connections: project '%V' is "
+                                    "waking too often; retry in %M s",
+                                    &ctx->project,
+                                    (res->retry_ms + 999) / 1000);
         break;
 
     case 401:
@@ -1086,9 +1163,11 @@ ngx_stream_wake_resume(ngx_stream_wake_ctx_t *ctx,
 
 /*
  * Remember the ERR for the client; it is sent by the preread handler (or the
- * timeout or log handler) through ngx_stream_wake_send_err().
+ * timeout or log handler) through ngx_stream_wake_send_err().  The client's
+ * own failures (400: bad handshake or timeout, 403: no or unknown project)
+ * are charged to its address's bucket.
  */
-static ngx_int_t
+ngx_int_t
 ngx_stream_wake_fail(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx,
     ngx_uint_t status, ngx_uint_t code, const char *state, const char *fmt, ...)
 {
@@ -1114,6 +1193,10 @@ ngx_stream_wake_fail(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx,
     ctx->err_state = state;
     ctx->err_status = status;
     ctx->state = NGX_STREAM_WAKE_FAILED;
+
+    if (status == NGX_STREAM_BAD_REQUEST || status == NGX_STREAM_FORBIDDEN) {
+        ngx_stream_wake_client_failed(s);
+    }
 
     return status;
 }
@@ -1194,6 +1277,7 @@ ngx_stream_wake_cleanup(void *data)
     ngx_stream_wake_main_conf_t  *wmcf;
 
     ngx_stream_wake_request_detach(ctx);
+    ngx_stream_wake_limit_release(ctx);
 
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
@@ -1486,6 +1570,54 @@ ngx_stream_wake_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
+ngx_stream_wake_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_stream_wake_main_conf_t *wmcf = conf;
+
+    u_char     *p;
+    ssize_t     size;
+    ngx_str_t  *value, name, s;
+
+    if (wmcf->limit_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid wake limit zone \"%V\", use name:size",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid wake limit zone size \"%V\" "
+                           "(8 pages at least)", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    wmcf->limit_zone = ngx_stream_wake_limit_zone_add(cf, &name, size);
+    if (wmcf->limit_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_stream_wake_route_modes(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_stream_wake_srv_conf_t *wscf = conf;
@@ -1700,6 +1832,10 @@ ngx_stream_wake_create_srv_conf(ngx_conf_t *cf)
     conf->caps = NGX_CONF_UNSET_UINT;
     conf->ext_caps = NGX_CONF_UNSET_UINT;
     conf->charset = NGX_CONF_UNSET_UINT;
+    conf->session_queue = NGX_CONF_UNSET_UINT;
+    conf->session_queue_timeout = NGX_CONF_UNSET_MSEC;
+    conf->client_rate = NGX_CONF_UNSET_UINT;
+    conf->client_burst = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -1746,6 +1882,17 @@ ngx_stream_wake_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->charset, prev->charset,
                               MP_DEFAULT_CHARSET);
     ngx_conf_merge_ptr_value(conf->route, prev->route, NULL);
+    ngx_conf_merge_uint_value(conf->session_queue, prev->session_queue, 100);
+    ngx_conf_merge_msec_value(conf->session_queue_timeout,
+                              prev->session_queue_timeout, 10000);
+
+    /* off unless configured: clients behind one NAT share an address */
+    if (conf->client_rate == NGX_CONF_UNSET_UINT) {
+        conf->client_rate = (prev->client_rate == NGX_CONF_UNSET_UINT)
+                            ? 0 : prev->client_rate;
+        conf->client_burst = (prev->client_burst == NGX_CONF_UNSET_UINT)
+                             ? 0 : prev->client_burst;
+    }
 
     if (conf->route == NULL) {
         conf->route = ngx_array_create(cf->pool, 1, sizeof(int));
@@ -1817,6 +1964,16 @@ ngx_stream_wake_init(ngx_conf_t *cf)
         wmcf->shm_zone = ngx_stream_wake_shm_add(cf, &name,
                                           NGX_STREAM_WAKE_DEFAULT_ZONE_SIZE);
         if (wmcf->shm_zone == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (wmcf->limit_zone == NULL) {
+        ngx_str_set(&name, "ngx_stream_wake_limit");
+
+        wmcf->limit_zone = ngx_stream_wake_limit_zone_add(cf, &name,
+                                    NGX_STREAM_WAKE_DEFAULT_LIMIT_ZONE_SIZE);
+        if (wmcf->limit_zone == NULL) {
             return NGX_ERROR;
         }
     }

@@ -1,8 +1,10 @@
 /*
  * Shared memory of ngx_stream_wake_module, one slab zone per stream{} block:
  *
- *   - the wake cache: project -> compute address (positive, short TTL) or
- *     "unknown project" (negative, shorter TTL), with LRU eviction;
+ *   - the wake cache: project -> compute address and session limit
+ *     (positive, short TTL) or "unknown project" / "waking too often"
+ *     (negative, shorter TTL or the controller's retry time), with LRU
+ *     eviction;
  *   - the connection id counter: every worker hands out ids from one counter,
  *     so ids are unique per nginx instance;
  *   - the id map: handed-out id -> (compute thread id, project), kept for the
@@ -18,7 +20,8 @@ typedef struct {
     ngx_rbtree_node_t           node;       /* key: crc32 of the project */
     ngx_queue_t                 queue;      /* LRU, most recent first */
     ngx_msec_t                  expires;
-    ngx_int_t                   status;     /* 200 or 404 */
+    ngx_int_t                   status;     /* 200, 404 or 429 */
+    ngx_int_t                   max_sessions;
     u_char                      project_len;
     u_char                      addr_len;
     u_char                      compute_len;
@@ -280,8 +283,10 @@ ngx_stream_wake_cache_get(ngx_shm_zone_t *shm_zone, ngx_str_t *project,
 
     ngx_memzero(res, sizeof(ngx_stream_wake_result_t));
     res->status = cn->status;
+    res->max_sessions = cn->max_sessions;
 
     if (cn->status != 200) {
+        res->retry_ms = cn->expires - ngx_current_msec;
         rc = NGX_DECLINED;
         goto done;
     }
@@ -363,6 +368,7 @@ ngx_stream_wake_cache_put(ngx_shm_zone_t *shm_zone, ngx_str_t *project,
 
     cn->expires = ngx_current_msec + ttl;
     cn->status = res->status;
+    cn->max_sessions = res->max_sessions;
     cn->addr_len = (u_char) res->address.len;
     ngx_memcpy(cn->addr, res->address.data, res->address.len);
     cn->compute_len = (u_char) res->compute.len;

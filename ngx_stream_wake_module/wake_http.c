@@ -1,7 +1,7 @@
 /*
  * Parser for the controller's /wake_compute answer (pure code).
  *
- * Only the status line and four headers matter; other headers and the body
+ * Only the status line and six headers matter; other headers and the body
  * are skipped.  Lines may end in CRLF or a bare LF.
  */
 
@@ -32,6 +32,35 @@ wh_name_is(const uint8_t *name, size_t len, const char *want)
     }
 
     return 1;
+}
+
+
+/* decimal digits only, at most WH_NUMBER_MAX; -1 for anything else */
+static long
+wh_number(mp_str_t *v)
+{
+    long    n;
+    size_t  i;
+
+    if (v->len == 0 || v->len > 10) {
+        return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < v->len; i++) {
+        if (v->data[i] < '0' || v->data[i] > '9') {
+            return -1;
+        }
+
+        if (n > WH_NUMBER_MAX / 10) {
+            return -1;
+        }
+
+        n = n * 10 + (v->data[i] - '0');
+    }
+
+    return (n > WH_NUMBER_MAX) ? -1 : n;
 }
 
 
@@ -103,6 +132,12 @@ wh_header(const uint8_t *p, size_t len, wh_response_t *r)
 
     } else if (wh_name_is(p, len, "x-wake-error")) {
         r->error = value;
+
+    } else if (wh_name_is(p, len, "x-wake-max-sessions")) {
+        r->max_sessions = wh_number(&value);
+
+    } else if (wh_name_is(p, len, "x-wake-retry-after-ms")) {
+        r->retry_ms = wh_number(&value);
     }
 }
 
@@ -114,6 +149,8 @@ wh_parse_response(const uint8_t *buf, size_t len, wh_response_t *r)
     const uint8_t  *p, *end, *nl;
 
     memset(r, 0, sizeof(wh_response_t));
+    r->max_sessions = -1;
+    r->retry_ms = -1;
 
     p = buf;
     end = buf + len;

@@ -17,9 +17,14 @@ typedef struct {
     mp_str_t        compute;        /* X-Wake-Compute */
     mp_str_t        cold_start;     /* X-Wake-Cold-Start */
     mp_str_t        error;          /* X-Wake-Error */
+    long            max_sessions;   /* X-Wake-Max-Sessions, -1: absent */
+    long            retry_ms;       /* X-Wake-Retry-After-Ms, -1: absent */
     size_t          header_len;     /* status line + headers + empty line */
 } wh_response_t;
 
+
+/* the largest number a numeric header may carry; more reads as absent */
+#define WH_NUMBER_MAX  1000000000L
 
 /*
  * MP_OK once the empty line that ends the headers is in buf, MP_AGAIN before,

@@ -131,6 +131,8 @@ fuzz_http(const uint8_t *data, size_t size)
     CHECK(r.address.len == 0
           || (r.address.data >= data
               && r.address.data + r.address.len <= data + size));
+    CHECK(r.max_sessions >= -1 && r.max_sessions <= WH_NUMBER_MAX);
+    CHECK(r.retry_ms >= -1 && r.retry_ms <= WH_NUMBER_MAX);
 }
 
 

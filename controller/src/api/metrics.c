@@ -20,7 +20,7 @@ static const char *const counter_names[] = {
     "creates_total", "crashes_total", "suspends_frozen_total", "suspends_stopped_total",
     "suspends_cancelled_total", "activity_reports_accepted", "activity_reports_unauthorized",
     "activity_reports_forbidden", "activity_reports_stale", "activity_reports_malformed",
-    "activity_reports_unknown_compute"};
+    "activity_reports_unknown_compute", "wakes_rate_limited_total"};
 #define NCOUNTERS (sizeof(counter_names) / sizeof(counter_names[0]))
 
 static long long value(const long long *v, const char *name)
@@ -169,6 +169,8 @@ void h_metrics(api_req *r)
               scheduler_is_leader() ? 1 : 0);
     counter(&b, h, "smdb_wakes_total", "wakes_total", "Wake requests.");
     counter(&b, h, "smdb_wake_errors_total", "wake_errors_total", "Wake requests that failed.");
+    counter(&b, h, "smdb_wakes_rate_limited_total", "wakes_rate_limited_total",
+            "Wakes refused (429): the project's start/thaw token bucket was empty.");
     counter(&b, h, "smdb_compute_starts_total", "starts_total", "Computes started by a wake.");
     counter(&b, h, "smdb_compute_thaws_total", "thaws_total", "Computes thawed by a wake.");
     counter(&b, h, "smdb_compute_start_failures_total", "start_failures_total", "Failed starts.");

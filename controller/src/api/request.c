@@ -35,6 +35,7 @@ int api_status_of(err_kind kind)
     case ERR_CONFLICT: return 409;
     case ERR_BUSY: return 409;
     case ERR_UNAVAILABLE: return 503;
+    case ERR_RATE_LIMITED: return 429;
     case ERR_INTERNAL: break;
     }
     return 500;

@@ -20,13 +20,20 @@ void h_wake(api_req *r)
         api_header(r, "X-Wake-Address", "%s:%d", w.host, w.port);
         api_header(r, "X-Wake-Compute", "%s", w.compute_id);
         api_header(r, "X-Wake-Cold-Start", "%s", w.cold_start);
+        api_header(r, "X-Wake-Max-Sessions", "%d", w.max_sessions);
         char addr[96];
         snprintf(addr, sizeof(addr), "%s:%d", w.host, w.port);
-        return api_json(r, 200, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:f}",
+        return api_json(r, 200, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:i, s:f}",
                                           "address", addr, "host", w.host, "port", w.port,
                                           "compute_id", w.compute_id, "project", project,
-                                          "cold_start", w.cold_start, "wake_ms", w.ms));
+                                          "cold_start", w.cold_start,
+                                          "max_sessions", w.max_sessions, "wake_ms", w.ms));
     }
     api_header(r, "X-Wake-Error", "%s", e.code);
+    if (e.kind == ERR_RATE_LIMITED) {
+        /* Retry-After in whole seconds, rounded up; the proxy uses the ms */
+        api_header(r, "Retry-After", "%d", (e.retry_ms + 999) / 1000);
+        api_header(r, "X-Wake-Retry-After-Ms", "%d", e.retry_ms);
+    }
     api_op_error(r, &e);
 }

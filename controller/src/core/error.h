@@ -12,6 +12,7 @@ typedef enum {
     ERR_CONFLICT,       /* the object's state does not allow it (exists, not running) */
     ERR_BUSY,           /* another actor is moving the compute: try again */
     ERR_UNAVAILABLE,    /* a dependency (store, backend) cannot act now: try again */
+    ERR_RATE_LIMITED,   /* too many of these lately: try again in retry_ms */
     ERR_INTERNAL,       /* it failed on our side */
 } err_kind;
 
@@ -19,6 +20,7 @@ typedef struct {
     err_kind kind;
     const char *code;
     char message[512];
+    int retry_ms;       /* ERR_RATE_LIMITED: when to try again */
 } op_error;
 
 #endif

@@ -326,12 +326,38 @@ static void fill_result(const compute_rec *c, wake_result *out, const char *cold
     out->port = c->port;
     snprintf(out->compute_id, sizeof(out->compute_id), "%s", c->id);
     out->cold_start = cold;
+    out->max_sessions = (c->size_cu > 0 ? c->size_cu : 1) * lc_cfg->cu_max_connections;
+}
+
+/* A wake that has to start or thaw the compute takes a token of the
+ * project's bucket (shared by every controller, in the store); a wake of a
+ * running compute is cheap and takes none, nor do the waiters of a start
+ * in progress.  So a flood of handshakes cannot cycle a compute.  1 taken
+ * (give it back if the start was another actor's), 0 no limit or the store
+ * could not say (the transition that follows needs the store anyway), -1
+ * empty: e says when to retry. */
+static int take_wake_token(const char *project, op_error *e)
+{
+    int retry_ms = 0, rc;
+
+    if (project == NULL || lc_cfg->wake_rate_per_min <= 0)
+        return 0;
+    rc = store_rate_take(project, lc_cfg->wake_rate_per_min, lc_cfg->wake_burst, &retry_ms);
+    if (rc != 0)
+        return rc > 0 ? 1 : 0;
+    store_counter_incr("wakes_rate_limited_total", 1);
+    set_err(e, ERR_RATE_LIMITED, "rate_limited",
+            "project '%s' is waking too often (%d starts per minute, burst %d); retry in %d ms",
+            project, lc_cfg->wake_rate_per_min, lc_cfg->wake_burst, retry_ms);
+    e->retry_ms = retry_ms > 0 ? retry_ms : 1;
+    return -1;
 }
 
 /* Makes the compute reachable.  Every concurrent caller loops on the stored
  * state; the one whose suspended->resuming transition applies does the work,
- * the others wait for `running` and return the same address. */
-static int wake_compute(const char *cid, wake_result *out, op_error *e)
+ * the others wait for `running` and return the same address.  With a
+ * project (the proxy's wakes), a start or thaw is rate limited. */
+static int wake_compute(const char *cid, const char *limited, wake_result *out, op_error *e)
 {
     int64_t t0 = mono_ms(), deadline = t0 + lc_cfg->wake_timeout_ms;
     const char *cold = NULL;
@@ -358,7 +384,11 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
         case ST_SUSPENDED:
         case ST_FAILED: {
             compute_update u = {.set = U_WAKE, .wake_requested_ms = 0};
+            int token;
             if (!backend_up(e))
+                return -1;
+            token = take_wake_token(limited, e);
+            if (token < 0)
                 return -1;
             /* only the actor holds the compute, not the waiters */
             hold(cid, 1);
@@ -371,6 +401,8 @@ static int wake_compute(const char *cid, wake_result *out, op_error *e)
                 continue;
             }
             hold(cid, -1);
+            if (token > 0)
+                store_rate_give(limited, lc_cfg->wake_rate_per_min, lc_cfg->wake_burst);
             break;
         }
         case ST_SUSPENDING: {
@@ -410,7 +442,7 @@ int lifecycle_wake(const char *project, wake_result *out, op_error *e)
         return -1;
     }
     store_counter_incr("wakes_total", 1);
-    rc = wake_compute(p.compute_id, out, e);
+    rc = wake_compute(p.compute_id, project, out, e);
     out->ms = (double)(mono_ms() - t0);
     if (rc < 0)
         store_counter_incr("wake_errors_total", 1);
@@ -425,7 +457,7 @@ int lifecycle_resume(const char *cid, wake_result *out, op_error *e)
 
     if (lifecycle_load(cid, &c, e) < 0)
         return -1;
-    return wake_compute(cid, out, e);
+    return wake_compute(cid, NULL, out, e);
 }
 
 /* Bills the open interval at the size it ran at, then meters the new one. */

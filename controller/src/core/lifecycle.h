@@ -25,6 +25,7 @@ typedef struct {
     int port;
     char compute_id[96];
     const char *cold_start;   /* "running", "thawed", "started" */
+    int max_sessions;         /* the proxy's session limit: size_cu x cu_max_connections */
     double ms;
 } wake_result;
 

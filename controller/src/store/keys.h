@@ -18,5 +18,6 @@
 #define K_QUEUE "export:queue"              /* zset: pending keys by end_ms */
 #define K_REJECTED "export:rejected"        /* hash: events the ledger refused */
 #define K_LEASE "lease:%s"                  /* string: a lease's holder (PX: its lifetime) */
+#define K_RATE "rate:%s"                    /* hash: a project's wake token bucket */
 
 #endif

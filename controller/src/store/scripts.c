@@ -370,3 +370,31 @@ const char hset_existing_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
     "for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end\n"
     "return 1\n";
+
+/* A project's wake token bucket (store/rate.c).  KEYS[1] the bucket (hash
+ * tokens, ts); ARGV now_ms, rate per minute, burst, n: 1 takes a token, -1
+ * gives one back (a take whose wake turned out to be another actor's).
+ * Refilled from the elapsed time; a clock behind the stored ts (another
+ * controller's) refills nothing and keeps ts, so skew never mints tokens.
+ * Returns {1, 0} taken, {0, ms until a token} empty.  A copy sent again
+ * after a lost reply takes a second token: it errs on the strict side for
+ * one wake, which is the harmless direction.  The key expires once the
+ * bucket would be full again. */
+const char rate_lua[] =
+    "local now = tonumber(ARGV[1])\n"
+    "local rate = tonumber(ARGV[2]) / 60000.0\n"
+    "local burst = tonumber(ARGV[3])\n"
+    "local n = tonumber(ARGV[4])\n"
+    "local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')\n"
+    "local tokens = tonumber(v[1]) or burst\n"
+    "local ts = tonumber(v[2]) or now\n"
+    "if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate) else now = ts end\n"
+    "local ok, wait = 1, 0\n"
+    "if n > 0 then\n"
+    "  if tokens >= n then tokens = tokens - n\n"
+    "  else ok = 0; wait = math.ceil((n - tokens) / rate) end\n"
+    "else tokens = math.min(burst, tokens - n) end\n"
+    "redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),\n"
+    "           'ts', string.format('%d', now))\n"
+    "redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate) + 1000)\n"
+    "return {ok, wait}\n";

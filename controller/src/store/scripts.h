@@ -13,5 +13,6 @@ extern const char transfer_lua[];        /* a proxied session's transfer event *
 extern const char retire_lua[];          /* exported events into hourly buckets */
 extern const char lease_lua[];           /* take or renew a lease */
 extern const char lease_release_lua[];   /* give a lease up */
+extern const char rate_lua[];            /* take (or give back) a wake token */
 
 #endif

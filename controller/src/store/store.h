@@ -94,6 +94,11 @@ int store_counter_incr(const char *name, long long by);
 int store_lease(const char *name, const char *holder, int ttl_ms);
 /* Gives it up if holder has it: 1 released, 0 not ours, -1 error. */
 int store_lease_release(const char *name, const char *holder);
+/* A project's wake token bucket (store/rate.c): 1 a token taken, 0 the
+ * bucket is empty (*retry_ms: until the next token), -1 Redis error. */
+int store_rate_take(const char *project, int rate_per_min, int burst, int *retry_ms);
+/* Gives a taken token back (best effort). */
+void store_rate_give(const char *project, int rate_per_min, int burst);
 /* The counters named, into out (0 if never counted).  0 or -1. */
 int store_counters_get(const char *const *names, int n, long long *out);
 

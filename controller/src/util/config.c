@@ -94,6 +94,8 @@ static const opt opts[] = {
     I("scheduler_interval_ms", scheduler_interval_ms, 10, 600000),
     I("lease_ttl_ms", lease_ttl_ms, 100, 600000),
     I("wake_timeout_ms", wake_timeout_ms, 100, 3600000),
+    I("wake_rate_per_min", wake_rate_per_min, 0, 600000),
+    I("wake_burst", wake_burst, 1, 100000),
     I("start_timeout_ms", start_timeout_ms, 100, 3600000),
     I("stop_timeout_ms", stop_timeout_ms, 100, 3600000),
     I("report_interval_s", report_interval_s, 1, 3600),
@@ -232,6 +234,9 @@ void config_defaults(config *c)
     c->scheduler_interval_ms = 1000;
     c->lease_ttl_ms = 5000;
     c->wake_timeout_ms = 30000;
+    /* a compute started or thawed 20 times in a row, then once every 2 s */
+    c->wake_rate_per_min = 30;
+    c->wake_burst = 20;
     c->start_timeout_ms = 20000;
     c->stop_timeout_ms = 20000;
     c->report_interval_s = 5;

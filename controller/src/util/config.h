@@ -77,6 +77,8 @@ typedef struct {
     int scheduler_interval_ms;
     int lease_ttl_ms;               /* the scheduler lease: a dead holder's work moves after it */
     int wake_timeout_ms;
+    int wake_rate_per_min;   /* starts + thaws per project per minute, 0: no limit */
+    int wake_burst;          /* ... of which this many back to back */
     int start_timeout_ms;
     int stop_timeout_ms;
     int report_interval_s;          /* the plugin's interval */

@@ -1018,6 +1018,8 @@ test_http_ok(void **state)
     assert_str(r.compute, "proj1-a1b2c3");
     assert_str(r.cold_start, "started");
     assert_int_equal(r.error.len, 0);
+    assert_int_equal(r.max_sessions, -1);
+    assert_int_equal(r.retry_ms, -1);
     assert_int_equal(r.header_len, strlen(ok) - 2);
 
     /* bare LF line ends */
@@ -1063,6 +1065,56 @@ test_http_errors(void **state)
 }
 
 
+static void
+test_http_limits(void **state)
+{
+    wh_response_t  r;
+
+    (void) state;
+
+    assert_int_equal(http("HTTP/1.1 200 OK\r\nX-Wake-Address: h:1\r\n"
+                          "x-wake-max-sessions:  300 \r\n\r\n", &r), MP_OK);
+    assert_int_equal(r.max_sessions, 300);
+    assert_int_equal(r.retry_ms, -1);
+
+    assert_int_equal(http("HTTP/1.1 429 Too Many Requests\r\n"
+                          "X-Wake-Error: rate_limited\r\nRetry-After: 3\r\n"
+                          "X-Wake-Retry-After-Ms: 2500\r\n\r\n", &r), MP_OK);
+    assert_int_equal(r.status, 429);
+    assert_str(r.error, "rate_limited");
+    assert_int_equal(r.retry_ms, 2500);
+
+    /* 0 is a number (unlimited); garbage, signs and overflow read as absent */
+    assert_int_equal(http("HTTP/1.1 200\r\nX-Wake-Max-Sessions: 0\r\n\r\n",
+                          &r), MP_OK);
+    assert_int_equal(r.max_sessions, 0);
+
+    assert_int_equal(http("HTTP/1.1 200\r\nX-Wake-Max-Sessions: -5\r\n\r\n",
+                          &r), MP_OK);
+    assert_int_equal(r.max_sessions, -1);
+
+    assert_int_equal(http("HTTP/1.1 200\r\nX-Wake-Max-Sessions: 12x\r\n\r\n",
+                          &r), MP_OK);
+    assert_int_equal(r.max_sessions, -1);
+
+    assert_int_equal(http("HTTP/1.1 200\r\nX-Wake-Max-Sessions:\r\n\r\n",
+                          &r), MP_OK);
+    assert_int_equal(r.max_sessions, -1);
+
+    assert_int_equal(http("HTTP/1.1 429\r\nX-Wake-Retry-After-Ms: "
+                          "1000000001\r\n\r\n", &r), MP_OK);
+    assert_int_equal(r.retry_ms, -1);
+
+    assert_int_equal(http("HTTP/1.1 429\r\nX-Wake-Retry-After-Ms: "
+                          "99999999999999999999\r\n\r\n", &r), MP_OK);
+    assert_int_equal(r.retry_ms, -1);
+
+    assert_int_equal(http("HTTP/1.1 429\r\nX-Wake-Retry-After-Ms: "
+                          "1000000000\r\n\r\n", &r), MP_OK);
+    assert_int_equal(r.retry_ms, 1000000000);
+}
+
+
 int
 main(void)
 {
@@ -1094,6 +1146,7 @@ main(void)
         cmocka_unit_test(test_packet_complete),
         cmocka_unit_test(test_http_ok),
         cmocka_unit_test(test_http_errors),
+        cmocka_unit_test(test_http_limits),
     };
 
     return cmocka_run_group_tests_name("ngx_stream_wake_module protocol",

@@ -99,6 +99,29 @@ static void test_reset_state(void **state)
     assert_int_equal(s.last_activity_ms, 1000); /* start counts as activity */
 }
 
+/* The reporter's local SQL session: never a connection, never a query,
+ * even if it carried a user name */
+static void test_own_session_is_not_activity(void **state)
+{
+    (void)state;
+    atomic_store(&hook.own_tid, 77);
+    connect_ok(77, "app");
+    query(77);
+    general(MYSQL_AUDIT_GENERAL_STATUS, 77, "Query");
+    disconnect(77, "app");
+    struct wa_snapshot s = snap();
+    assert_int_equal(s.connects + s.disconnects + s.queries, 0);
+    assert_int_equal(pokes, 0);
+    /* others still count; id 0 never matches "no own session" */
+    connect_ok(78, "app");
+    query(78);
+    atomic_store(&hook.own_tid, 0);
+    connect_ok(0, "app");
+    s = snap();
+    assert_int_equal(s.connects, 2);
+    assert_int_equal(s.queries, 1);
+}
+
 static void test_connect_query_disconnect(void **state)
 {
     (void)state;
@@ -293,6 +316,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_reset_state, setup),
         cmocka_unit_test_setup(test_connect_query_disconnect, setup),
+        cmocka_unit_test_setup(test_own_session_is_not_activity, setup),
         cmocka_unit_test_setup(test_poke_once_per_report, setup),
         cmocka_unit_test_setup(test_failed_connect, setup),
         cmocka_unit_test_setup(test_admin_and_internal_ignored, setup),
