@@ -88,20 +88,25 @@ class FakePlugin:
         self.start = wait_for(lambda: int(ctl.redis.cli("HGET", f"smdb:compute:{cid}",
                                                         "act_start_ms") or 0),
                               timeout=30, what="a first plugin report")
+        self.cpu_ms = 0
 
     def send(self, **signals):
+        """An idle server's CPU time (the kernel's cpuacct count, where
+        there is one, takes its place)."""
         self.seq += 1
+        self.cpu_ms += 1
         now = now_ms()
         body = {"compute_id": self.cid, "seq": self.seq, "connections": 0, "connects": 1,
                 "failed_connects": 0, "disconnects": 1, "queries": 1,
                 "last_activity_ms": now, "sent_at_ms": now,
-                "uptime_s": (now - self.start) // 1000}
+                "uptime_s": (now - self.start) // 1000, "cpu_ms": self.cpu_ms}
         body.update(signals)
         return post_report(self.ctl, self.cid, self.token, body)
 
 
-@pytest.mark.skipif(not have_cg1(), reason="no writable cgroup v1 memory and cpu controllers")
 def test_sizes_follow_reported_load_and_billing_follows_sizes(controller_factory):
+    """The limits are checked where the host has cgroup v1 memory and cpu
+    (not in the Debian 13 chroot); the rest holds everywhere."""
     ctl = controller_factory(**SMALL_CU, **QUICK).start()
     t0 = now_ms()
     p = ctl.create_project("as-rep", min_cu=1, max_cu=4, idle_timeout_s=3600, freeze_after_s=0)
@@ -109,11 +114,12 @@ def test_sizes_follow_reported_load_and_billing_follows_sizes(controller_factory
     c = ctl.compute("as-rep")
     assert c["state"] == "running" and c["cu"] == 1
     # one CU, everywhere: cgroup limits, the server's pool and sessions
-    assert cg1("memory", cid, "memory.limit_in_bytes") == 256 * MIB
-    assert cg1("cpu", cid, "cpu.cfs_quota_us") == 25000
-    assert cg1("cpu", cid, "cpu.cfs_period_us") == 100000
-    with open(os.path.join(CG1, "memory", "smdb", cid, "cgroup.procs")) as f:
-        assert str(c["pid"]) in f.read().split()
+    if have_cg1():
+        assert cg1("memory", cid, "memory.limit_in_bytes") == 256 * MIB
+        assert cg1("cpu", cid, "cpu.cfs_quota_us") == 25000
+        assert cg1("cpu", cid, "cpu.cfs_period_us") == 100000
+        with open(os.path.join(CG1, "memory", "smdb", cid, "cgroup.procs")) as f:
+            assert str(c["pid"]) in f.read().split()
     db = mysql(c["port"], p["admin_user"], p["admin_password"])
     cur = db.cursor()
     cur.execute("SELECT @@innodb_buffer_pool_size, @@max_connections")
@@ -147,8 +153,9 @@ def test_sizes_follow_reported_load_and_billing_follows_sizes(controller_factory
     assert ups == [1, 2, 3, 4], ups
     c = ctl.compute("as-rep")
     assert c["cu"] == 4 and c["size_cu"] == 4
-    assert cg1("memory", cid, "memory.limit_in_bytes") == 4 * 256 * MIB
-    assert cg1("cpu", cid, "cpu.cfs_quota_us") == 100000
+    if have_cg1():
+        assert cg1("memory", cid, "memory.limit_in_bytes") == 4 * 256 * MIB
+        assert cg1("cpu", cid, "cpu.cfs_quota_us") == 100000
     st, doc = fake.send(threads_running=12)
     assert doc["target"] == {"buffer_pool_bytes": 64 * MIB, "max_connections": 90, "cu": 4}
     assert c["autoscale"]["last_decision"] == "up 3->4: threads", c["autoscale"]
@@ -176,7 +183,8 @@ def test_sizes_follow_reported_load_and_billing_follows_sizes(controller_factory
     assert seen == [4, 3, 2, 1], seen
     # down_after_s (4) per step at least
     assert time.time() - t_down >= 3 * 4
-    assert cg1("memory", cid, "memory.limit_in_bytes") == 256 * MIB
+    if have_cg1():
+        assert cg1("memory", cid, "memory.limit_in_bytes") == 256 * MIB
     st, text = ctl.get("/metrics")
     assert metric(text, "smdb_autoscale_decisions_total", direction="down", reason="idle") == 3
 
@@ -196,7 +204,6 @@ def test_sizes_follow_reported_load_and_billing_follows_sizes(controller_factory
     print(f"\nautoscale: 1 -> 4 CU in {up_s:.1f} s of reported overload; down {seen}")
 
 
-@pytest.mark.skipif(not have_cg1(), reason="no writable cgroup v1 memory and cpu controllers")
 def test_min_max_bounds_and_autoscale_off(controller_factory):
     ctl = controller_factory(**SMALL_CU, **QUICK, autoscale=0).start()
     p = ctl.create_project("as-off", min_cu=1, max_cu=4, idle_timeout_s=3600, freeze_after_s=0)
@@ -209,14 +216,16 @@ def test_min_max_bounds_and_autoscale_off(controller_factory):
     # the manual resize still works, within the project's bounds
     st, doc = ctl.post(f"/api/v1/compute/{cid}/resize", {"cu": 3})
     assert st == 200, doc
-    assert cg1("cpu", cid, "cpu.cfs_quota_us") == 75000
+    if have_cg1():
+        assert cg1("cpu", cid, "cpu.cfs_quota_us") == 75000
     st, doc = ctl.post(f"/api/v1/compute/{cid}/resize", {"cu": 5})
     assert st == 400, doc
     # suspended and woken, it starts at its size
     st, doc = ctl.post(f"/api/v1/compute/{cid}/suspend", {"mode": "stop"})
     assert st in (200, 202), doc
     wait_for(lambda: ctl.compute("as-off")["state"] == "suspended", timeout=30)
-    assert not os.path.exists(os.path.join(CG1, "memory", "smdb", cid))
+    if have_cg1():
+        assert not os.path.exists(os.path.join(CG1, "memory", "smdb", cid))
     st, doc = ctl.wake("as-off")
     assert st == 200, doc
     c = ctl.compute("as-off")
@@ -225,7 +234,8 @@ def test_min_max_bounds_and_autoscale_off(controller_factory):
     cur.execute("SELECT @@innodb_buffer_pool_size, @@max_connections")
     assert cur.fetchone() == (48 * MIB, 3 * 20 + 10)
     db.close()
-    assert cg1("memory", cid, "memory.limit_in_bytes") == 3 * 256 * MIB
+    if have_cg1():
+        assert cg1("memory", cid, "memory.limit_in_bytes") == 3 * 256 * MIB
 
 
 # ---- real load through the proxy ------------------------------------------
@@ -282,7 +292,8 @@ def load_in_background(argv, timeout):
 
 
 @pytest.mark.skipif(not have_cg1() or not os.path.exists(SYSBENCH),
-                    reason="needs cgroup v1 memory/cpu/cpuacct and sysbench")
+                    reason="needs cgroup v1 memory/cpu/cpuacct (the CPU limit and the kernel's "
+                           "count of the CPU used) and sysbench")
 def test_sysbench_cpu_load_through_proxy_scales_up_and_back(controller_factory, procs,
                                                             run_dir):
     ctl = controller_factory(**SMALL_CU, **QUICK).start()
@@ -370,8 +381,7 @@ def miss_window(conn, seconds):
     return (b[names[0]] - a[names[0]]) / max(1, req), req / seconds
 
 
-@pytest.mark.skipif(not have_cg1() or not os.path.exists(SYSBENCH),
-                    reason="needs cgroup v1 memory/cpu/cpuacct and sysbench")
+@pytest.mark.skipif(not os.path.exists(SYSBENCH), reason="needs sysbench")
 def test_sysbench_pool_load_through_proxy_grows_the_pool(controller_factory, procs, run_dir):
     # only the pool may step it up here: CPU and threads lines out of reach
     ctl = controller_factory(**SMALL_CU, **QUICK, autoscale_cpu_up_pct=1000,
@@ -434,7 +444,8 @@ def test_sysbench_pool_load_through_proxy_grows_the_pool(controller_factory, pro
           f"misses {pinned_miss:.1%} at {pinned_rate:.0f} reads/s; autoscaled to {cu} CU "
           f"misses {auto_miss:.1%} at {auto_rate:.0f} reads/s; first step after {up_s:.1f} s")
     assert 2 <= cu <= 4, c
-    assert cg1("memory", c["id"], "memory.limit_in_bytes") == cu * 256 * MIB
+    if have_cg1():
+        assert cg1("memory", c["id"], "memory.limit_in_bytes") == cu * 256 * MIB
     st, text = ctl.get("/metrics")
     assert metric(text, "smdb_autoscale_decisions_total", direction="up", reason="pool") >= 1
     assert metric(text, "smdb_autoscale_decisions_total", direction="up", reason="cpu") == 0
