@@ -340,6 +340,9 @@ class Controller:
             "scheduler_interval_ms": "200",
             # API suspends wait this long for proxies' cached addresses to expire
             "drain_wait_ms": "300",
+            # the proxy's session limit per CU (default 100): some tests hold
+            # more sessions of one 1-CU project than that
+            "cu_max_connections": "200",
             "socket_dir": self.socket_dir,
             "mycnf_template": os.path.join(ROOT, "config", "compute.cnf.in"),
         }
