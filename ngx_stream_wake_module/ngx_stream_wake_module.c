@@ -9,7 +9,9 @@
  * rewritten in c->buffer (empty auth data, unknown plugin) so that the
  * compute answers with an AuthSwitchRequest carrying its own scramble; the
  * stream filter (ngx_stream_wake_filter.c) drops the compute's greeting and
- * relays the auth exchange.  The proxy never sees a password.
+ * relays the auth exchange.  The proxy never sees a password.  (With
+ * wake_preconnect a right guess may skip the switch: the client is greeted
+ * with the guessed compute's scramble, ngx_stream_wake_preconnect.c.)
  *
  * While the controller works the preread handler returns NGX_DONE; the
  * answer posts c->read, the phase engine calls the handler again and it
