@@ -10,18 +10,21 @@ and thread id.  Raw-socket clients check each case:
   reaches the other compute, which asks again with an AuthSwitchRequest;
 - another plugin named by the client: the auth switch as without the guess;
   an ed25519 account through the mariadb CLI (the compute switches itself);
-- a TLS client leg: the compute's OK, renumbered after the SSLRequest.
+- a TLS client leg: the compute's OK, renumbered after the SSLRequest;
+- a guess that does not greet (frozen): the proxy greets at once, the
+  session goes the usual way.
 """
 import os
 import struct
 import subprocess
+import time
 
 import pytest
 
 from conftest import mysql, wait_for
 from nginx_fixture import parse_err, raw_connect, read_packet, start_nginx
 from test_connect import Tls, auth_switch, select
-from test_proxy import cli, make_project as make_ed_project
+from test_proxy import cli, make_project as make_ed_project, suspend
 from test_unauth import APP_PW, APP_USER, CAPS, make_project, native_token, packet
 
 
@@ -201,6 +204,32 @@ def test_tls_client_leg(controller, procs, run_dir):
     assert p[:1] == b"\x00", p[:60]             # no AuthSwitchRequest
     assert seq == 3                             # after the SSLRequest
     assert connection_id(tls.send, tls.packet) == conn_id
+    s.close()
+    assert last_session(run_dir, 2)[0] == "hit"
+    assert ngx.alerts() == []
+
+
+def test_frozen_guess_costs_the_bound(controller, procs, run_dir):
+    # a compute that accepts and does not greet (frozen behind the cache):
+    # the client is greeted by the proxy at once, not after the compute
+    ngx = start(procs, run_dir, controller)
+    doc = make_project(controller, "greet-frz")
+    mysql(ngx.port, APP_USER, APP_PW, "greet-frz").close()
+    last_session(run_dir, 1)
+    suspend(controller, doc, "freeze")
+
+    t = time.monotonic()
+    s = raw_connect(ngx.port, timeout=30)
+    conn_id, scramble, _ = greeting(s)
+    waited = time.monotonic() - t
+    assert waited < 0.5, waited                 # 3 ms, on a busy machine
+    assert conn_id >= 0x80000000                # the proxy's own greeting
+    # the guess is handed over as it is: the filter's greeting timer wakes
+    # the project again, the thawed compute greets and asks for the auth
+    s.sendall(response(APP_USER, "greet-frz", native_token(APP_PW, scramble)))
+    seq, p = read_packet(s)
+    s.sendall(packet(seq + 1, native_token(APP_PW, auth_switch(p))))
+    assert read_packet(s)[1][:1] == b"\x00"
     s.close()
     assert last_session(run_dir, 2)[0] == "hit"
     assert ngx.alerts() == []
