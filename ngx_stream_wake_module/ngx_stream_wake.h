@@ -100,6 +100,7 @@ typedef struct {
     ngx_str_t                   error;
     ngx_int_t                   max_sessions;   /* -1: none said, 0: unlimited */
     ngx_msec_t                  retry_ms;       /* 429: when to wake again */
+    ngx_msec_t                  freeze_after;   /* X-Wake-Freeze-After */
 } ngx_stream_wake_result_t;
 
 
@@ -190,6 +191,14 @@ typedef struct {
     unsigned                    counted:1;      /* holds a session slot */
     unsigned                    queued:1;       /* counted as a waiter */
     unsigned                    charged:1;      /* a failure charged */
+    unsigned                    thawing:1;      /* client bytes held: waking */
+    unsigned                    thawed:1;       /* woken: pass them on */
+    unsigned                    thaw_failed:1;  /* woken in vain: ERR, close */
+    unsigned                    held_last:1;    /* the client's EOF is held */
+
+    /* idle sessions on a compute that may be frozen (docs/module.md) */
+    ngx_msec_t                  freeze_after;   /* 0: never frozen under us */
+    ngx_msec_t                  last_io;        /* last byte, either way */
 
     mp_renumber_t               renumber;       /* client -> compute, auth */
 
@@ -221,6 +230,8 @@ ngx_int_t ngx_stream_wake_fail(ngx_stream_session_t *s,
 
 /* ngx_stream_wake_filter.c */
 ngx_int_t ngx_stream_wake_filter_init(ngx_conf_t *cf);
+void ngx_stream_wake_thawed(ngx_stream_wake_ctx_t *ctx,
+    ngx_stream_wake_result_t *res);
 void ngx_stream_wake_greeting_timeout(ngx_event_t *ev);
 void ngx_stream_wake_compute_id(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx, uint32_t real_id);
@@ -254,6 +265,8 @@ void ngx_stream_wake_cache_put(ngx_shm_zone_t *zone, ngx_str_t *project,
     ngx_stream_wake_result_t *res, ngx_msec_t ttl);
 void ngx_stream_wake_cache_invalidate(ngx_shm_zone_t *zone,
     ngx_str_t *project, ngx_str_t *address);
+ngx_int_t ngx_stream_wake_cache_fresh(ngx_shm_zone_t *zone,
+    ngx_str_t *project);
 uint32_t ngx_stream_wake_next_id(ngx_shm_zone_t *zone);
 ngx_int_t ngx_stream_wake_ids_add(ngx_shm_zone_t *zone, uint32_t id,
     uint32_t real_id, uint32_t client_key, ngx_str_t *project,

@@ -444,6 +444,14 @@ ngx_stream_wake_process(ngx_stream_wake_req_t *w, wh_response_t *r)
     res->status = r->status;
     res->max_sessions = r->max_sessions;
 
+    /* a value it cannot read: the compute may be frozen at any time */
+    res->freeze_after = r->freeze_after_bad ? 1 : r->freeze_after_ms;
+
+    if (r->freeze_after_bad) {
+        ngx_log_error(NGX_LOG_WARN, &w->log, 0,
+                      "invalid X-Wake-Freeze-After from the controller");
+    }
+
     if (ngx_stream_wake_copy(w->pool, &res->address, &r->address) != NGX_OK
         || ngx_stream_wake_copy(w->pool, &res->compute, &r->compute) != NGX_OK
         || ngx_stream_wake_copy(w->pool, &res->cold_start, &r->cold_start)

@@ -16,7 +16,9 @@
  *   - the first command after OK is held until it is known whether it is
  *     "KILL [QUERY|CONNECTION] <handed-out id>", which is then rewritten to
  *     the compute's real thread id (only within the same project).
- * After that both directions are passed through without a copy.
+ * After that both directions are passed through without a copy, except
+ * when a session has been quiet so long that its compute may have been
+ * frozen with it open (see "idle sessions" below).
  *
  * Consumed input buffers are marked (pos = last) and never relinked; output
  * goes into the filter's own buffers and links.  An empty chain is never
@@ -27,6 +29,16 @@
 
 
 #define NGX_STREAM_WAKE_HOLD_MAX  (64 * 1024)
+#define NGX_STREAM_WAKE_THAW_MAX  (1024 * 1024)
+
+/*
+ * Set on the upstream connection while client bytes are held for a wake:
+ * ngx_stream_proxy then keeps the session (it would close it on the
+ * client's EOF) and calls the filter on the upstream write event, which is
+ * posted when the wake answers.  Outside NGX_LOWLEVEL_BUFFERED and
+ * NGX_STREAM_WRITE_BUFFERED.
+ */
+#define NGX_STREAM_WAKE_BUFFERED  0x20
 
 
 static ngx_int_t ngx_stream_wake_filter(ngx_stream_session_t *s,
@@ -39,7 +51,13 @@ static void ngx_stream_wake_renumber_up(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx, ngx_chain_t *in);
 static ngx_int_t ngx_stream_wake_hold(ngx_stream_session_t *s,
     ngx_chain_t *in, u_char **buf, size_t *len, size_t *size,
-    ngx_uint_t *last);
+    ngx_uint_t *last, size_t max);
+static ngx_uint_t ngx_stream_wake_may_be_frozen(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_chain_t *in);
+static void ngx_stream_wake_thaw_start(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx);
+static ngx_int_t ngx_stream_wake_filter_thaw(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_chain_t *in);
 static ngx_int_t ngx_stream_wake_emit(ngx_stream_session_t *s,
     ngx_chain_t ***ll, u_char *data, size_t len);
 static ngx_int_t ngx_stream_wake_output(ngx_stream_session_t *s,
@@ -78,6 +96,10 @@ ngx_stream_wake_filter(ngx_stream_session_t *s, ngx_chain_t *in,
     }
 
     if (from_upstream) {
+        if (in) {
+            ctx->last_io = ngx_current_msec;
+        }
+
         if (ctx->down == NGX_STREAM_WAKE_DOWN_PASS) {
             return ngx_stream_next_filter(s, in, from_upstream);
         }
@@ -98,6 +120,19 @@ ngx_stream_wake_filter(ngx_stream_session_t *s, ngx_chain_t *in,
 
         wscf = ngx_stream_get_module_srv_conf(s, ngx_stream_wake_module);
         ngx_add_timer(&ctx->greeting_timer, wscf->greeting_timeout);
+    }
+
+    if (ctx->thawing || ctx->thawed || ctx->thaw_failed) {
+        return ngx_stream_wake_filter_thaw(s, ctx, in);
+    }
+
+    if (ngx_stream_wake_may_be_frozen(s, ctx, in)) {
+        ngx_stream_wake_thaw_start(s, ctx);
+        return ngx_stream_wake_filter_thaw(s, ctx, in);
+    }
+
+    if (in) {
+        ctx->last_io = ngx_current_msec;
     }
 
     if (ctx->up == NGX_STREAM_WAKE_UP_AUTH && ctx->seq_delta) {
@@ -157,7 +192,7 @@ ngx_stream_wake_filter_down(ngx_stream_session_t *s,
     ngx_chain_t   *out, **ll;
 
     if (ngx_stream_wake_hold(s, in, &ctx->dbuf, &ctx->dlen, &ctx->dsize,
-                             &last)
+                             &last, NGX_STREAM_WAKE_HOLD_MAX)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -312,7 +347,7 @@ ngx_stream_wake_filter_up(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx,
     ngx_chain_t  *out, **ll;
 
     if (ngx_stream_wake_hold(s, in, &ctx->ubuf, &ctx->ulen, &ctx->usize,
-                             &last)
+                             &last, NGX_STREAM_WAKE_HOLD_MAX)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -394,7 +429,7 @@ ngx_stream_wake_first_command(ngx_stream_session_t *s,
 /* copy the chain's bytes into our own buffer and mark them consumed */
 static ngx_int_t
 ngx_stream_wake_hold(ngx_stream_session_t *s, ngx_chain_t *in, u_char **buf,
-    size_t *len, size_t *size, ngx_uint_t *last)
+    size_t *len, size_t *size, ngx_uint_t *last, size_t max)
 {
     u_char       *nb;
     size_t        n, want;
@@ -423,9 +458,9 @@ ngx_stream_wake_hold(ngx_stream_session_t *s, ngx_chain_t *in, u_char **buf,
                 want *= 2;
             }
 
-            if (want > NGX_STREAM_WAKE_HOLD_MAX) {
+            if (want > max) {
                 ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
-                              "wake: auth packet too long");
+                              "wake: more than %uz bytes to hold", max);
                 return NGX_ERROR;
             }
 
@@ -518,11 +553,227 @@ ngx_stream_wake_output(ngx_stream_session_t *s, ngx_chain_t *out,
     dst = from_upstream ? s->connection
                         : (s->upstream ? s->upstream->peer.connection : NULL);
 
-    if (out == NULL && (dst == NULL || !dst->buffered)) {
+    /* a flush only for what the next filters hold, not for our own flag */
+
+    if (out == NULL
+        && (dst == NULL || !(dst->buffered & ~NGX_STREAM_WAKE_BUFFERED)))
+    {
         return NGX_OK;
     }
 
     return ngx_stream_next_filter(s, out, from_upstream);
+}
+
+
+/*
+ * Idle sessions and frozen computes (docs/module.md).
+ *
+ * The controller freezes a compute with sessions open only once every one
+ * of them has been quiet for the project's freeze time (ctx->freeze_after,
+ * from X-Wake-Freeze-After), and only after waiting out the wake cache's
+ * TTL in `suspending`.  So a session whose last byte, either way, is younger
+ * than the freeze time, or whose project has a live cache entry, cannot be
+ * on a frozen compute: its bytes pass at no cost.  Otherwise the client's
+ * bytes are held and the project woken (the coalesced wake: fifty sessions
+ * make one call per worker, and the controller thaws once); when the answer
+ * comes the upstream write event is posted and the held bytes go on, to a
+ * compute that runs again, on the same connection.
+ */
+static ngx_uint_t
+ngx_stream_wake_may_be_frozen(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_chain_t *in)
+{
+    size_t                        n;
+    ngx_chain_t                  *cl;
+    ngx_stream_wake_main_conf_t  *wmcf;
+
+    static u_char  quit[] = { 0x01, 0x00, 0x00, 0x00, 0x01 };
+
+    if (ctx->freeze_after == 0
+        || ctx->up == NGX_STREAM_WAKE_UP_AUTH
+        || ngx_current_msec - ctx->last_io < ctx->freeze_after
+        || s->upstream == NULL
+        || s->upstream->peer.connection == NULL)
+    {
+        return 0;
+    }
+
+    n = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        n += cl->buf->last - cl->buf->pos;
+    }
+
+    if (n == 0) {
+        return 0;           /* an EOF alone: the compute reaps it on thaw */
+    }
+
+    /*
+     * A COM_QUIT needs no answer: it waits in the socket for the thawed
+     * server, which then ends the session cleanly.
+     */
+
+    if (!ctx->compress && n == sizeof(quit)
+        && (size_t) (in->buf->last - in->buf->pos) == sizeof(quit)
+        && ngx_memcmp(in->buf->pos, quit, sizeof(quit)) == 0)
+    {
+        return 0;
+    }
+
+    wmcf = ngx_stream_get_module_main_conf(s, ngx_stream_wake_module);
+
+    if (ngx_stream_wake_cache_fresh(wmcf->shm_zone, &ctx->project)) {
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static void
+ngx_stream_wake_thaw_start(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx)
+{
+    ngx_stream_wake_srv_conf_t  *wscf;
+
+    ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                  "wake: session quiet for %M ms, its compute may be frozen: "
+                  "waking project \"%V\"", ngx_current_msec - ctx->last_io,
+                  &ctx->project);
+
+    wscf = ngx_stream_get_module_srv_conf(s, ngx_stream_wake_module);
+
+    ctx->thawing = 1;
+    ctx->wake_start = ngx_current_msec;
+    s->upstream->peer.connection->buffered |= NGX_STREAM_WAKE_BUFFERED;
+
+    /* its answer comes through ngx_stream_wake_resume(), maybe at once */
+
+    if (ngx_stream_wake_request(s, ctx, wscf, &ctx->project) != NGX_OK) {
+        ctx->thawing = 0;
+        ctx->thaw_failed = 1;
+    }
+}
+
+
+/* the wake this session's held bytes wait for answered */
+void
+ngx_stream_wake_thawed(ngx_stream_wake_ctx_t *ctx,
+    ngx_stream_wake_result_t *res)
+{
+    ngx_connection_t      *pc;
+    ngx_stream_session_t  *s;
+
+    s = ctx->session;
+
+    ctx->thawing = 0;
+
+    if (res->status == 200) {
+        ctx->thawed = 1;
+        ctx->freeze_after = res->freeze_after;
+
+        if (res->address.len != ctx->upstream.len
+            || ngx_strncmp(res->address.data, ctx->upstream.data,
+                           ctx->upstream.len) != 0)
+        {
+            /* restarted elsewhere: this connection's server is gone */
+            ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
+                          "wake: compute of project \"%V\" moved from %V "
+                          "to %V", &ctx->project, &ctx->upstream,
+                          &res->address);
+        }
+
+        ngx_log_debug3(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
+                       "wake: project \"%V\" awake (%V) after %M ms, "
+                       "passing held bytes", &ctx->project, &res->cold_start,
+                       ngx_current_msec - ctx->wake_start);
+
+    } else {
+        ctx->thaw_failed = 1;
+    }
+
+    pc = s->upstream ? s->upstream->peer.connection : NULL;
+
+    if (pc) {
+        ngx_post_event(pc->write, &ngx_posted_events);
+    }
+}
+
+
+static ngx_int_t
+ngx_stream_wake_filter_thaw(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_chain_t *in)
+{
+    size_t             n;
+    u_char             buf[256];
+    ngx_uint_t         last;
+    ngx_chain_t       *out, **ll;
+    ngx_connection_t  *c, *pc;
+
+    static u_char  msg[] = "Compute not available after its idle freeze, "
+                           "try again later";
+
+    c = s->connection;
+    pc = s->upstream->peer.connection;
+
+    if (ngx_stream_wake_hold(s, in, &ctx->ubuf, &ctx->ulen, &ctx->usize,
+                             &last, NGX_STREAM_WAKE_THAW_MAX)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (last) {
+        ctx->held_last = 1;
+    }
+
+    out = NULL;
+    ll = &out;
+
+    if (ctx->thawing) {
+        return ngx_stream_wake_output(s, NULL, ll, 0, 0);
+    }
+
+    pc->buffered &= ~NGX_STREAM_WAKE_BUFFERED;
+
+    if (ctx->thaw_failed) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "wake: project \"%V\" not woken for a quiet session, "
+                      "closing it", &ctx->project);
+
+        /* the answer to the held command; best effort, the socket is idle */
+
+        if (!ctx->compress && ctx->ulen > MP_HEADER_LEN && !c->read->eof) {
+            n = mp_build_err(buf, sizeof(buf), (uint8_t) (ctx->ubuf[3] + 1),
+                             1105, "HY000", (char *) msg, sizeof(msg) - 1);
+
+            if (n) {
+                (void) c->send(c, buf, n);
+            }
+        }
+
+        return NGX_ERROR;
+    }
+
+    ctx->thawed = 0;
+    ctx->last_io = ngx_current_msec;
+
+    if (ctx->up == NGX_STREAM_WAKE_UP_FIRST) {
+        if (ngx_stream_wake_first_command(s, ctx, &ll, ctx->held_last)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (ctx->ulen) {
+        if (ngx_stream_wake_emit(s, &ll, ctx->ubuf, ctx->ulen) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->ulen = 0;
+    }
+
+    return ngx_stream_wake_output(s, out, ll, ctx->held_last, 0);
 }
 
 

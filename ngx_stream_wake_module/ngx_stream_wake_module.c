@@ -1317,6 +1317,12 @@ ngx_stream_wake_resume(ngx_stream_wake_ctx_t *ctx,
     s = ctx->session;
     c = s->connection;
 
+    if (ctx->thawing) {
+        /* a proxying session's held bytes waited for this wake */
+        ngx_stream_wake_thawed(ctx, res);
+        return;
+    }
+
     if (ctx->state == NGX_STREAM_WAKE_WAKING) {
         ctx->wake_time = ngx_current_msec - ctx->wake_start;
         ctx->woken = 1;
@@ -1342,6 +1348,9 @@ ngx_stream_wake_resume(ngx_stream_wake_ctx_t *ctx,
         ctx->upstream.len = res->address.len;
         ctx->compute.len = res->compute.len;
         ctx->cold_start.len = res->cold_start.len;
+
+        ctx->freeze_after = res->freeze_after;
+        ctx->last_io = ngx_current_msec;
 
         /* READY, or QUEUED at the project's session limit, or FAILED */
         ngx_stream_wake_limit_enter(ctx, res->max_sessions);

@@ -22,6 +22,7 @@ typedef struct {
     ngx_msec_t                  expires;
     ngx_int_t                   status;     /* 200, 404 or 429 */
     ngx_int_t                   max_sessions;
+    ngx_msec_t                  freeze_after;
     u_char                      project_len;
     u_char                      addr_len;
     u_char                      compute_len;
@@ -299,6 +300,7 @@ ngx_stream_wake_cache_get(ngx_shm_zone_t *shm_zone, ngx_str_t *project,
     res->address.len = cn->addr_len;
     ngx_memcpy(res->address.data, cn->addr, cn->addr_len);
 
+    res->freeze_after = cn->freeze_after;
     res->compute.data = res->address.data + cn->addr_len;
     res->compute.len = cn->compute_len;
     ngx_memcpy(res->compute.data, cn->compute, cn->compute_len);
@@ -369,6 +371,7 @@ ngx_stream_wake_cache_put(ngx_shm_zone_t *shm_zone, ngx_str_t *project,
     cn->expires = ngx_current_msec + ttl;
     cn->status = res->status;
     cn->max_sessions = res->max_sessions;
+    cn->freeze_after = res->freeze_after;
     cn->addr_len = (u_char) res->address.len;
     ngx_memcpy(cn->addr, res->address.data, res->address.len);
     cn->compute_len = (u_char) res->compute.len;
@@ -377,6 +380,35 @@ ngx_stream_wake_cache_put(ngx_shm_zone_t *shm_zone, ngx_str_t *project,
     ngx_queue_insert_head(&zone->sh->lru, &cn->queue);
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/*
+ * A live positive entry: the compute answered "running" less than the cache
+ * TTL ago, and a drain waits longer than that after marking it suspending
+ * before it freezes it, so it is not frozen now (docs/module.md).
+ */
+ngx_int_t
+ngx_stream_wake_cache_fresh(ngx_shm_zone_t *shm_zone, ngx_str_t *project)
+{
+    ngx_int_t                      rc;
+    ngx_stream_wake_zone_t        *zone;
+    ngx_stream_wake_cache_node_t  *cn;
+
+    zone = shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cn = ngx_stream_wake_cache_lookup(zone, project,
+                                      ngx_crc32_short(project->data,
+                                                      project->len));
+
+    rc = (cn && cn->status == 200
+          && (ngx_msec_int_t) (cn->expires - ngx_current_msec) > 0);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
 }
 
 

@@ -1,7 +1,7 @@
 /*
  * Parser for the controller's /wake_compute answer (pure code).
  *
- * Only the status line and six headers matter; other headers and the body
+ * Only the status line and seven headers matter; other headers and the body
  * are skipped.  Lines may end in CRLF or a bare LF.
  */
 
@@ -93,6 +93,38 @@ wh_status_line(const uint8_t *p, size_t len, int *status)
 }
 
 
+/* a decimal number of milliseconds, at most WH_FREEZE_MAX */
+static void
+wh_freeze_after(mp_str_t *v, wh_response_t *r)
+{
+    size_t    i;
+    uint64_t  n;
+
+    n = 0;
+
+    for (i = 0; i < v->len; i++) {
+        if (v->data[i] < '0' || v->data[i] > '9') {
+            break;
+        }
+
+        n = n * 10 + (v->data[i] - '0');
+
+        if (n > WH_FREEZE_MAX) {
+            break;
+        }
+    }
+
+    if (v->len == 0 || i < v->len) {
+        r->freeze_after_ms = 0;
+        r->freeze_after_bad = 1;
+        return;
+    }
+
+    r->freeze_after_ms = (uint32_t) n;
+    r->freeze_after_bad = 0;
+}
+
+
 static void
 wh_header(const uint8_t *p, size_t len, wh_response_t *r)
 {
@@ -138,6 +170,8 @@ wh_header(const uint8_t *p, size_t len, wh_response_t *r)
 
     } else if (wh_name_is(p, len, "x-wake-retry-after-ms")) {
         r->retry_ms = wh_number(&value);
+    } else if (wh_name_is(p, len, "x-wake-freeze-after")) {
+        wh_freeze_after(&value, r);
     }
 }
 

@@ -147,6 +147,8 @@ fuzz_http(const uint8_t *data, size_t size)
 
     CHECK(r.header_len <= size);
     CHECK(r.status >= 0 && r.status <= 999);
+    CHECK(r.freeze_after_ms <= WH_FREEZE_MAX);
+    CHECK(!r.freeze_after_bad || r.freeze_after_ms == 0);
     CHECK(r.address.len == 0
           || (r.address.data >= data
               && r.address.data + r.address.len <= data + size));

@@ -50,7 +50,7 @@ void api_header(api_req *r, const char *name, const char *fmt, ...)
 {
     va_list ap;
 
-    if (r->nhdrs >= 6)
+    if (r->nhdrs >= (int)(sizeof(r->hdr_names) / sizeof(r->hdr_names[0])))
         return;
     r->hdr_names[r->nhdrs] = name;
     va_start(ap, fmt);

@@ -28,8 +28,8 @@ struct api_req {
     int status;
     char *out;                /* malloc'd body */
     const char *content_type;
-    const char *hdr_names[6];
-    char hdr_values[6][128];
+    const char *hdr_names[8];
+    char hdr_values[8][128];
     int nhdrs;
     /* set by the router: run this on a worker (server.c) */
     api_handler slow;

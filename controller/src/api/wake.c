@@ -21,6 +21,8 @@ void h_wake(api_req *r)
         api_header(r, "X-Wake-Compute", "%s", w.compute_id);
         api_header(r, "X-Wake-Cold-Start", "%s", w.cold_start);
         api_header(r, "X-Wake-Max-Sessions", "%d", w.max_sessions);
+        /* the proxy's idle rule for sessions on a compute that may freeze */
+        api_header(r, "X-Wake-Freeze-After", "%lld", w.freeze_after_ms);
         char addr[96];
         snprintf(addr, sizeof(addr), "%s:%d", w.host, w.port);
         return api_json(r, 200, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:i, s:f}",

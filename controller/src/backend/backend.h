@@ -28,8 +28,15 @@ typedef struct {
     long long started_ms;
 } instance;
 
+/* What the compute itself says (util/sql.c, sql_activity_probe): the zero
+ * session rule looks at client_sessions only; freezing with sessions open
+ * also needs the rest (core/scheduler.c). */
 typedef struct {
     long long client_sessions;   /* sessions other than the admin's */
+    long long busy_sessions;     /* of them running a statement or authenticating */
+    long long open_trx;          /* open InnoDB transactions */
+    long long server_work;       /* event scheduler, replication */
+    long long min_idle_ms;       /* the most recently active session's idle time; -1: none */
 } compute_probe;
 
 typedef struct backend {
@@ -60,6 +67,11 @@ typedef struct backend {
        backend's own and calls changed(cid) whenever an instance of that compute changes. */
     int (*watch)(void (*changed)(const char *cid));
 } backend;
+
+/* probe() on a fresh admin session m (NULL: its connect failed), closing
+ * it: the one implementation the backends share (backend/probe.c). */
+struct st_mysql;
+int backend_probe_sql(struct st_mysql *m, const char *admin_user, compute_probe *out);
 
 /* NULL (with a message in err) if the host does not allow it. */
 const backend *backend_process(const config *cfg, char *err, size_t errlen);

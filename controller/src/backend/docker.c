@@ -601,8 +601,7 @@ static int d_probe(const compute_rec *c, compute_probe *out)
 {
     char err[256];
 
-    out->client_sessions = sql_client_sessions_close(admin(c, 5, err, sizeof(err)), ADMIN_USER);
-    return out->client_sessions < 0 ? -1 : 0;
+    return backend_probe_sql(admin(c, 5, err, sizeof(err)), ADMIN_USER, out);
 }
 
 /* Memory and CPU limits of the running container.  Docker has the

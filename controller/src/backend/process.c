@@ -814,9 +814,8 @@ static int p_probe(const compute_rec *c, compute_probe *out)
     char sock[PATHMAX], err[256];
 
     socket_path(sock, sizeof(sock), c);
-    out->client_sessions = sql_client_sessions_close(
-        sql_connect(sock, cfg->compute_user, 5, err, sizeof(err)), cfg->compute_user);
-    return out->client_sessions < 0 ? -1 : 0;
+    return backend_probe_sql(sql_connect(sock, cfg->compute_user, 5, err, sizeof(err)),
+                             cfg->compute_user, out);
 }
 
 /* Not yet: SET GLOBAL is what the controller's account gives up at creation

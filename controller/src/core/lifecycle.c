@@ -442,6 +442,7 @@ int lifecycle_wake(const char *project, wake_result *out, op_error *e)
         return -1;
     }
     store_counter_incr("wakes_total", 1);
+    out->freeze_after_ms = lc_be->can_freeze ? (long long)p.freeze_after_s * 1000 : 0;
     rc = wake_compute(p.compute_id, project, out, e);
     out->ms = (double)(mono_ms() - t0);
     if (rc < 0)
@@ -572,13 +573,14 @@ static int create_compute_record(const project_spec *spec, bool attach, compute_
  *    reconfigures the server, and no global GRANT OPTION (it would combine
  *    with the pattern).
  * Then the controller's own account (the template's root, unix_socket
- * only) gives up everything but PROCESS, which its drain check needs: no
+ * only) gives up everything but PROCESS and reading mysql.event, which its
+ * drain check needs (util/sql.c): no
  * account on the compute holds more than the tenant, so none is worth taking
  * over (CREATE USER can alter any account). */
 static int grant_owner(const compute_rec *c, const char *user, const char *password,
                        const char *project, char *err, size_t errlen)
 {
-    char q[14][512];
+    char q[16][512];
     int n = 0;
 
     snprintf(q[n++], sizeof(q[0]), "CREATE USER '%s'@'%%' IDENTIFIED BY '%s'", user, password);
@@ -597,8 +599,17 @@ static int grant_owner(const compute_rec *c, const char *user, const char *passw
      * account gives up the right to grant */
     snprintf(q[n++], sizeof(q[0]), "CREATE ROLE IF NOT EXISTS smdb_monitor");
     snprintf(q[n++], sizeof(q[0]), "GRANT PROCESS ON *.* TO smdb_monitor");
+    /* whether events are enabled: they keep a compute from freezing */
+    snprintf(q[n++], sizeof(q[0]), "GRANT SELECT ON mysql.event TO smdb_monitor");
     snprintf(q[n++], sizeof(q[0]), "SET DEFAULT ROLE smdb_monitor");
-    snprintf(q[n++], sizeof(q[0]), "REVOKE ALL PRIVILEGES, GRANT OPTION FROM CURRENT_USER");
+    /* not "REVOKE ALL PRIVILEGES, GRANT OPTION FROM ...": that form takes
+     * the role away too (the default role then never activates, and the
+     * drain check saw its own session only).  The template's PROXY grant
+     * (on ''@'') cannot be revoked by name in MariaDB 10.11: its row goes. */
+    snprintf(q[n++], sizeof(q[0]), "DELETE FROM mysql.proxies_priv WHERE Proxied_user = ''");
+    snprintf(q[n++], sizeof(q[0]), "FLUSH PRIVILEGES");
+    snprintf(q[n++], sizeof(q[0]), "REVOKE ALL PRIVILEGES ON *.* FROM CURRENT_USER");
+    snprintf(q[n++], sizeof(q[0]), "REVOKE GRANT OPTION ON *.* FROM CURRENT_USER");
     for (int i = 0; i < n; i++)
         if (lc_be->admin_sql(c, q[i], err, errlen) < 0)
             return -1;
@@ -715,9 +726,22 @@ int lifecycle_delete_project(const char *project, op_error *e)
     return 0;
 }
 
+/* The proxy sees a session's last answer a little after the server sent
+ * it (it relays it, on a busy machine late): the server's idle time must
+ * exceed the freeze time by this much before the proxy's "younger than the
+ * freeze time: not frozen" holds for certain. */
+#define FREEZE_MARGIN_MS 1000
+
+bool lifecycle_probe_quiet(const compute_probe *pr, long long freeze_ms)
+{
+    return pr->busy_sessions == 0 && pr->open_trx == 0 && pr->server_work == 0 &&
+           (pr->client_sessions == 0 || pr->min_idle_ms >= freeze_ms + FREEZE_MARGIN_MS);
+}
+
 /* The direct check of the safe-suspend rule, on the compute and in the
- * store: no client session, no wake and no activity since we looked. */
-static bool still_idle(const compute_rec *before)
+ * store: no wake and no activity since we looked, and no client session --
+ * or, freezing (freeze_ms > 0), sessions that are all quiet. */
+static bool still_idle(const compute_rec *before, long long freeze_ms)
 {
     compute_rec now;
     compute_probe pr;
@@ -726,11 +750,35 @@ static bool still_idle(const compute_rec *before)
         return false;
     if (now.wake_requested_ms > 0 || now.last_activity_ms > before->last_activity_ms)
         return false;
-    if (now.act_received_ms > 0 && now.act_connections > 0)
+    if (freeze_ms <= 0 && now.act_received_ms > 0 && now.act_connections > 0)
         return false;
-    if (lc_be->probe(&now, &pr) < 0 || pr.client_sessions != 0)
+    if (lc_be->probe(&now, &pr) < 0)
         return false;
-    return true;
+    if (pr.client_sessions == 0)
+        return true;
+    return freeze_ms > 0 && lifecycle_probe_quiet(&pr, freeze_ms);
+}
+
+/* A frozen compute may have client sessions: it is never stopped blind.
+ * Thaw it, let the server reap the sessions whose clients left while it was
+ * frozen, and look.  1: no client
+ * session, stop it; 0: sessions (it is frozen again); -1: error in err. */
+static int thaw_and_look(const compute_rec *c, char *err, size_t errlen)
+{
+    compute_probe pr = {.client_sessions = 1};
+
+    if (lc_be->thaw(c, err, errlen) < 0 || lc_be->ready(c, err, errlen) != 0)
+        return -1;
+    /* a closed client's session ends when its thread reads the EOF, a few
+     * milliseconds after the thaw */
+    for (int i = 0; i < 5; i++) {
+        if (lc_be->probe(c, &pr) == 0 && pr.client_sessions == 0)
+            return 1;
+        usleep(100000);
+    }
+    if (lc_be->freeze(c, err, errlen) < 0)
+        return -1;
+    return 0;
 }
 
 static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind,
@@ -738,8 +786,10 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
 {
     bool drain = kind == SUSPEND_IDLE;
     compute_rec c;
+    project_rec p;
     char err[512] = "";
     bool from_frozen;
+    long long freeze_ms = 0;
     int rc;
 
     if (mode == MODE_FROZEN && !lc_be->can_freeze) {
@@ -749,6 +799,10 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
     }
     if (lifecycle_load(cid, &c, e) < 0)
         return -1;
+    /* the scheduler freezes with sessions open (all quiet for the freeze
+     * time); an operator's freeze and every stop keep the zero-session rule */
+    if (drain && mode == MODE_FROZEN && store_project_get(c.project, &p) == 0)
+        freeze_ms = (long long)p.freeze_after_s * 1000;
     from_frozen = c.state == ST_SUSPENDED && c.mode == MODE_FROZEN && mode == MODE_STOPPED;
     if (c.state == ST_SUSPENDED && !from_frozen) {
         set_err(e, ERR_CONFLICT, "already_suspended", "compute %s is already suspended (%s)", cid,
@@ -786,7 +840,7 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
             }
             usleep(20000);
         }
-        if (!idle || !still_idle(&c)) {
+        if (!idle || !still_idle(&c, freeze_ms)) {
             compute_update u = {.set = U_WAKE, .wake_requested_ms = 0};
             lc_move(&c, TR_UNDRAIN, &u);
             store_counter_incr("suspends_cancelled_total", 1);
@@ -799,8 +853,28 @@ static int suspend_compute(const char *cid, suspend_mode mode, suspend_kind kind
          * the address when the server goes (wakes now wait, then resume it) */
         usleep((useconds_t)lc_cfg->drain_wait_ms * 1000);
     }
-    rc = mode == MODE_FROZEN ? lc_be->freeze(&c, err, sizeof(err))
-                             : lc_be->stop(&c, err, sizeof(err));
+    /* the plugin's last report before the freeze may be stale or lost:
+     * the compute itself is asked, thawed for the moment it takes */
+    if (drain && from_frozen) {
+        rc = thaw_and_look(&c, err, sizeof(err));
+        if (rc == 0) {
+            /* sessions stay open: frozen again, and looked at again only
+             * after another idle timeout */
+            lc_move(&c, TR_UNDEEPEN, NULL);
+            lifecycle_touch(cid);
+            log_info("compute %s: frozen with client sessions open: not stopped", cid);
+            return 0;
+        }
+        if (rc < 0) {
+            /* a server that cannot be thawed serves no session: a wake
+             * would restart it too (do_resume) */
+            log_warn("compute %s: thaw before stopping failed (%s): stopping it", cid, err);
+            rc = 1;
+        }
+    }
+    if (rc >= 0)
+        rc = mode == MODE_FROZEN ? lc_be->freeze(&c, err, sizeof(err))
+                                 : lc_be->stop(&c, err, sizeof(err));
     if (rc < 0) {
         compute_update u = {.set = U_ERROR, .error = err};
         log_error("compute %s: suspend failed: %s", cid, err);

@@ -27,6 +27,9 @@ typedef struct {
     const char *cold_start;   /* "running", "thawed", "started" */
     int max_sessions;         /* the proxy's session limit: size_cu x cu_max_connections */
     double ms;
+    /* the project's freeze time, 0 when its compute is never frozen with
+     * sessions open (no freeze tier, or freezing off): X-Wake-Freeze-After */
+    long long freeze_after_ms;
 } wake_result;
 
 
@@ -81,6 +84,10 @@ bool lifecycle_supervise(const compute_rec *c);
 void lifecycle_reconcile(void);
 /* Splits the compute's open interval once it is meter_interval_s long. */
 bool lifecycle_meter_tick(const compute_rec *c);  /* true: changed it */
+/* The compute's own answer allows freezing it with its sessions open:
+ * none busy or in a transaction, no server work, every session idle for
+ * freeze_ms (docs/controller-layers.md, "The scheduler's rule"). */
+bool lifecycle_probe_quiet(const compute_probe *pr, long long freeze_ms);
 /* Records activity now (a wake, an open session). */
 void lifecycle_touch(const char *cid);
 

@@ -2,7 +2,9 @@
  *   - notices servers that died (supervision),
  *   - decides which running computes are idle and drains them to frozen or
  *     stopped (each drain in its own thread: a drain waits out the proxy
- *     cache TTL and must not hold up the others),
+ *     cache TTL and must not hold up the others); a compute whose sessions
+ *     are all quiet is frozen with them open (the proxy thaws it on the
+ *     next byte, docs/module.md), only one without sessions is stopped,
  *   - deepens frozen computes to stopped after the idle timeout,
  *   - closes metering intervals that ran for meter_interval_s.
  * A backend with a watch of its own (backend.h) also tells it, between
@@ -87,31 +89,53 @@ static long long connections(const compute_rec *c)
     return pr.client_sessions;
 }
 
+/* Sessions open, all of them quiet for the freeze time: asked of the
+ * compute itself (only once the activity clock says it may be so). */
+static bool sessions_quiet(const compute_rec *c, long long freeze_ms)
+{
+    compute_probe pr;
+
+    return lifecycle_backend()->probe(c, &pr) == 0 && lifecycle_probe_quiet(&pr, freeze_ms);
+}
+
 static void consider(const compute_rec *c)
 {
     project_rec p;
-    long long idle_ms;
+    long long idle_ms, freeze_ms;
+    bool freezes;
 
     if (store_project_get(c->project, &p) != 0)
         return;
     if (c->state == ST_SUSPENDED && c->mode == MODE_FROZEN) {
+        /* with sessions the drain thaws, looks and stops only if none is left */
         if (now_ms() - c->last_activity_ms >= (long long)p.idle_timeout_s * 1000)
             drain(c, MODE_STOPPED);
         return;
     }
     if (c->state != ST_RUNNING)
         return;
-    if (connections(c) > 0) {
-        /* an open session is activity, however quiet */
-        lifecycle_touch(c->id);
-        return;
-    }
+    freeze_ms = (long long)p.freeze_after_s * 1000;
+    freezes = freeze_ms > 0 && lifecycle_can_freeze();
     /* from the last activity, or from the wake that made it run: a compute
      * just woken gets its full idle time for the client to log in */
     idle_ms = now_ms() - (c->last_activity_ms > c->state_since_ms ? c->last_activity_ms
                                                                    : c->state_since_ms);
-    if (p.freeze_after_s > 0 && lifecycle_can_freeze()) {
-        if (idle_ms >= (long long)p.freeze_after_s * 1000)
+    if (connections(c) > 0) {
+        if (!freezes) {
+            /* an open session is activity, however quiet: never stopped */
+            lifecycle_touch(c->id);
+        } else if (idle_ms >= freeze_ms) {
+            /* a compute with work going on is asked again a freeze time
+             * later, not every tick */
+            if (sessions_quiet(c, freeze_ms))
+                drain(c, MODE_FROZEN);
+            else
+                lifecycle_touch(c->id);
+        }
+        return;
+    }
+    if (freezes) {
+        if (idle_ms >= freeze_ms)
             drain(c, MODE_FROZEN);
     } else if (idle_ms >= (long long)p.idle_timeout_s * 1000) {
         drain(c, MODE_STOPPED);

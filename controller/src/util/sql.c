@@ -130,17 +130,6 @@ int sql_exec_close(MYSQL *m, const char *q, char *err, size_t errlen)
     return rc;
 }
 
-long long sql_client_sessions_close(MYSQL *m, const char *admin_user)
-{
-    long long n;
-
-    if (m == NULL)
-        return -1;
-    n = sql_client_sessions(m, admin_user);
-    mysql_close(m);
-    return n;
-}
-
 long long sql_client_sessions(MYSQL *m, const char *admin_user)
 {
     char q[512], esc[130];
@@ -169,4 +158,69 @@ long long sql_client_sessions(MYSQL *m, const char *admin_user)
         mysql_free_result(res);
     }
     return listed > counted ? listed : counted;
+}
+
+/* One statement for the rest, so that the counts are of one moment.
+ * TIME_MS of a sleeping session counts from the end of its last command,
+ * which is when its last bytes went to the client: the proxy's rule ("a
+ * session whose last byte is younger than the freeze time cannot be on a
+ * frozen compute", docs/module.md) holds only if no session younger than
+ * that is ever frozen.  The admin account keeps PROCESS, which is what
+ * PROCESSLIST and INNODB_TRX need, and its role reads mysql.event (both
+ * granted at creation, core/lifecycle.c): a compute without them cannot be
+ * asked, so it is never frozen with sessions.  Server work: enabled events
+ * while the event scheduler runs (compute.cnf turns it on), replication
+ * threads; InnoDB's own background threads ("system user", Daemon) do no
+ * tenant's work and freeze with it. */
+int sql_activity_probe(MYSQL *m, const char *admin_user, sql_activity *out)
+{
+    char q[1024], esc[130];
+    MYSQL_RES *res;
+    MYSQL_ROW row;
+    int rc = -1;
+
+    if (strlen(admin_user) > 64)
+        return -1;
+    out->sessions = sql_client_sessions(m, admin_user);
+    if (out->sessions < 0)
+        return -1;
+    mysql_real_escape_string(m, esc, admin_user, (unsigned long)strlen(admin_user));
+    snprintf(q, sizeof(q),
+             "SELECT COUNT(*), COALESCE(SUM(COMMAND <> 'Sleep'), 0), COALESCE(MIN(TIME_MS), -1), "
+             "(SELECT COUNT(*) FROM information_schema.INNODB_TRX), "
+             "(SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+             " WHERE COMMAND IN ('Binlog Dump', 'Slave_IO', 'Slave_SQL', 'Slave_worker')) + "
+             "(SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+             " WHERE USER = 'event_scheduler') * "
+             "(SELECT COUNT(*) FROM mysql.event WHERE status = 'ENABLED') "
+             "FROM information_schema.PROCESSLIST "
+             "WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Daemon', 'Binlog Dump') "
+             "AND USER NOT IN ('system user', 'event_scheduler', '%s')", esc);
+    if (mysql_query(m, q) != 0 || (res = mysql_store_result(m)) == NULL)
+        return -1;
+    if ((row = mysql_fetch_row(res)) != NULL && row[0] && row[1] && row[2] && row[3] && row[4]) {
+        long long listed = strtoll(row[0], NULL, 10);
+        out->busy = strtoll(row[1], NULL, 10);
+        out->min_idle_ms = (long long)strtod(row[2], NULL);
+        out->open_trx = strtoll(row[3], NULL, 10);
+        out->server_work = strtoll(row[4], NULL, 10);
+        /* sessions the list does not show (PROCESS taken away, see
+         * sql_client_sessions) are of unknown state: busy */
+        if (out->sessions > listed)
+            out->busy += out->sessions - listed;
+        rc = 0;
+    }
+    mysql_free_result(res);
+    return rc;
+}
+
+int sql_activity_probe_close(MYSQL *m, const char *admin_user, sql_activity *out)
+{
+    int rc;
+
+    if (m == NULL)
+        return -1;
+    rc = sql_activity_probe(m, admin_user, out);
+    mysql_close(m);
+    return rc;
 }

@@ -1206,6 +1206,54 @@ test_http_errors(void **state)
 
 
 static void
+test_http_freeze_after(void **state)
+{
+    wh_response_t  r;
+
+    (void) state;
+
+    assert_int_equal(http("HTTP/1.1 200 OK\r\nX-Wake-Address: h:1\r\n"
+                          "X-Wake-Freeze-After: 2000\r\n\r\n", &r), MP_OK);
+    assert_int_equal(r.freeze_after_ms, 2000);
+    assert_int_equal(r.freeze_after_bad, 0);
+
+    /* absent: 0, not bad (a controller that never freezes with sessions) */
+    assert_int_equal(http("HTTP/1.1 200 OK\r\nX-Wake-Address: h:1\r\n\r\n",
+                          &r), MP_OK);
+    assert_int_equal(r.freeze_after_ms, 0);
+    assert_int_equal(r.freeze_after_bad, 0);
+
+    assert_int_equal(http("HTTP/1.1 200 OK\r\nx-wake-freeze-after:  0 \r\n\r\n",
+                          &r), MP_OK);
+    assert_int_equal(r.freeze_after_ms, 0);
+    assert_int_equal(r.freeze_after_bad, 0);
+
+    assert_int_equal(http("HTTP/1.1 200 OK\r\nX-Wake-Freeze-After: 2147483647"
+                          "\r\n\r\n", &r), MP_OK);
+    assert_int_equal(r.freeze_after_ms, 2147483647u);
+    assert_int_equal(r.freeze_after_bad, 0);
+
+    /* not a number of milliseconds the module can keep */
+    assert_int_equal(http("HTTP/1.1 200 OK\r\nX-Wake-Freeze-After: 2147483648"
+                          "\r\n\r\n", &r), MP_OK);
+    assert_int_equal(r.freeze_after_bad, 1);
+    assert_int_equal(http("HTTP/1.1 200 OK\r\nX-Wake-Freeze-After: 99999999999999999999999"
+                          "\r\n\r\n", &r), MP_OK);
+    assert_int_equal(r.freeze_after_bad, 1);
+    assert_int_equal(http("HTTP/1.1 200 OK\r\nX-Wake-Freeze-After: -1\r\n\r\n",
+                          &r), MP_OK);
+    assert_int_equal(r.freeze_after_bad, 1);
+    assert_int_equal(http("HTTP/1.1 200 OK\r\nX-Wake-Freeze-After: 2 s\r\n\r\n",
+                          &r), MP_OK);
+    assert_int_equal(r.freeze_after_bad, 1);
+    assert_int_equal(http("HTTP/1.1 200 OK\r\nX-Wake-Freeze-After:\r\n\r\n",
+                          &r), MP_OK);
+    assert_int_equal(r.freeze_after_bad, 1);
+    assert_int_equal(r.freeze_after_ms, 0);
+}
+
+
+static void
 test_http_limits(void **state)
 {
     wh_response_t  r;
@@ -1290,6 +1338,7 @@ main(void)
         cmocka_unit_test(test_http_ok),
         cmocka_unit_test(test_http_errors),
         cmocka_unit_test(test_http_limits),
+        cmocka_unit_test(test_http_freeze_after),
     };
 
     return cmocka_run_group_tests_name("ngx_stream_wake_module protocol",
