@@ -6,7 +6,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHES = ["controller_bench.py", "proxy_bench.py", "plugin_bench.py", "billing_bench.py",
-           "container_bench.py", "idle_bench.py"]
+           "container_bench.py", "idle_bench.py", "autoscale_bench.py"]
 
 
 def main():

@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "backend/backend.h"
 #include "billing/billing.h"
+#include "core/autoscale.h"
 #include "core/lifecycle.h"
 #include "core/scheduler.h"
 #include "store/store.h"
@@ -128,6 +129,7 @@ int main(int argc, char **argv)
         }
     }
     lifecycle_init(&cfg, be);
+    autoscale_init(&cfg);
     /* billing's exporters follow the lease (core knows nothing of billing) */
     scheduler_init(&cfg, billing_set_leader);
     /* the lease holder settles what a dead controller left, before the API

@@ -116,6 +116,25 @@ class Procs:
             pass
 
     @staticmethod
+    def compute_cgroups(pid):
+        """The smdb/<compute> cgroups (v2 freezer, v1 memory/cpu/cpuacct) of pid."""
+        out = set()
+        try:
+            with open(f"/proc/{pid}/cgroup") as f:
+                for line in f:
+                    _, ctls, path = line.rstrip("\n").split(":", 2)
+                    if "/smdb/" not in path:
+                        continue
+                    if ctls == "":
+                        out.add("/sys/fs/cgroup/unified" + path)
+                    for c in ctls.split(","):
+                        if c in ("memory", "cpu", "cpuacct"):
+                            out.add(f"/sys/fs/cgroup/{c}" + path)
+        except (OSError, ValueError):
+            pass
+        return out
+
+    @staticmethod
     def stop_pid(pid, grace=5.0):
         if not pid_alive(pid):
             return
@@ -167,10 +186,19 @@ class Procs:
                 p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+        groups = set()
         for pid in self.compute_pids():
+            groups |= self.compute_cgroups(pid)
             self.stop_pid(pid)
         for pid in self.compute_pids():
             self.stop_pid(pid, grace=1.0)
+        # the computes' emptied groups (the controller removes them when it
+        # stops a server itself; these servers were killed under it)
+        for g in groups:
+            try:
+                os.rmdir(g)
+            except OSError:
+                pass
         for d in self.cleanup_dirs:
             shutil.rmtree(d, ignore_errors=True)
 

@@ -99,7 +99,8 @@ def test_report_tokens_are_per_compute(controller):
     assert post_report(controller, "nope-000000", tb, body) == 404
     old = dict(body, sent_at_ms=int(time.time() * 1000) - 3_600_000)
     assert post_report(controller, b["compute_id"], tb, old) == 409
-    assert post_report(controller, b["compute_id"], tb, body) == 204
+    # accepted: the answer carries the size's target (docs/autoscaling.md)
+    assert post_report(controller, b["compute_id"], tb, body) == 200
     assert post_report(controller, b["compute_id"], tb, body) == 409     # same seq: stale
     st, text = controller.request("GET", "/metrics")
     for result in ("forbidden", "unauthorized", "malformed", "stale"):

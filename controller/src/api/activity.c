@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/handlers.h"
+#include "core/autoscale.h"
 #include "store/store.h"
 #include "util/ids.h"
 
@@ -33,7 +34,7 @@ void h_activity(api_req *r, const char *id)
 {
     const char *token = api_bearer(r);
     char hash[65], owner[96];
-    long long v[NFIELDS];
+    long long v[NFIELDS], opt[ACT_NOPT];
     compute_rec c;
     activity_report rep;
     json_t *doc, *cid;
@@ -70,11 +71,28 @@ void h_activity(api_req *r, const char *id)
         }
         v[i] = json_integer_value(f);
     }
+    /* the load signals are optional (an older plugin has none): absent is
+     * unknown; present, they are checked like the others */
+    for (int i = 0; i < ACT_NOPT; i++) {
+        json_t *f = json_object_get(doc, act_opt_names[i]);
+        opt[i] = -1;
+        if (f == NULL || json_is_null(f))
+            continue;
+        if (!json_is_integer(f) || json_integer_value(f) < 0) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "\"%s\" must be a non-negative integer",
+                     act_opt_names[i]);
+            json_decref(doc);
+            return reject(r, 400, "malformed", msg);
+        }
+        opt[i] = json_integer_value(f);
+    }
     json_decref(doc);
     rep = (activity_report){.seq = v[0], .connections = v[1], .connects = v[2],
                             .failed_connects = v[3], .disconnects = v[4], .queries = v[5],
                             .last_activity_ms = v[6], .sent_at_ms = v[7], .uptime_s = v[8],
                             .received_ms = now};
+    memcpy(rep.opt, opt, sizeof(opt));
     /* reports older than a minute say nothing about now */
     if (rep.sent_at_ms < now - 60000 || rep.sent_at_ms > now + 60000)
         return reject(r, 409, "stale", "report time too far from the controller's clock");
@@ -90,5 +108,14 @@ void h_activity(api_req *r, const char *id)
     if (rc == 0)
         return reject(r, 409, "stale", "report is not newer than the last one");
     count("accepted");
-    r->status = 204;
+    /* The answer is the size the server must have (docs/autoscaling.md):
+     * the plugin applies it with SET GLOBAL from inside the server, the only
+     * place that may (the controller's account gave SET GLOBAL up). */
+    {
+        int cu = c.size_cu > 0 ? c.size_cu : 1;
+        autoscale_target t = autoscale_target_of(cu);
+        api_json(r, 200, json_pack("{s:{s:I, s:I, s:i}}", "target", "buffer_pool_bytes",
+                                   (json_int_t)t.pool_bytes, "max_connections",
+                                   (json_int_t)t.max_connections, "cu", cu));
+    }
 }

@@ -42,6 +42,30 @@ json_t *compute_json(const compute_rec *c)
                                       "disconnects", (json_int_t)c->act_disconnects,
                                       "queries", (json_int_t)c->act_queries,
                                       "last_activity_ms", (json_int_t)c->act_last_activity_ms));
+    if (c->act_received_ms > 0) {
+        /* the load signals of the report, those it had */
+        json_t *a = json_object_get(j, "activity");
+        for (int i = 0; i < ACT_NOPT; i++)
+            if (c->act_opt[i] >= 0)
+                json_object_set_new(a, act_opt_names[i], json_integer(c->act_opt[i]));
+    }
+    /* "cu": the size it has now (what it is billed at while running) */
+    json_object_set_new(j, "cu", json_integer(c->size_cu));
+    if (c->as.signals_ms > 0) {
+        json_t *as = json_pack("{s:I, s:s}", "signals_ms", (json_int_t)c->as.signals_ms,
+                               "last_decision", c->as.last_decision);
+        if (c->as.last_change_ms > 0)
+            json_object_set_new(as, "last_change_ms", json_integer(c->as.last_change_ms));
+        if (c->as.low_since_ms > 0)
+            json_object_set_new(as, "low_since_ms", json_integer(c->as.low_since_ms));
+        if (c->as.cpu_ppm >= 0)
+            json_object_set_new(as, "cpu_utilization", json_real(c->as.cpu_ppm / 1e6));
+        if (c->as.miss_ppm >= 0)
+            json_object_set_new(as, "bp_miss_ratio", json_real(c->as.miss_ppm / 1e6));
+        if (c->as.fill_ppm >= 0)
+            json_object_set_new(as, "bp_data_ratio", json_real(c->as.fill_ppm / 1e6));
+        json_object_set_new(j, "autoscale", as);
+    }
     return j;
 }
 

@@ -8,6 +8,7 @@
 #include "api/handlers.h"
 #include "api/internal.h"
 #include "billing/billing.h"
+#include "core/autoscale.h"
 #include "core/scheduler.h"
 #include "store/store.h"
 #include "util/ids.h"
@@ -53,11 +54,62 @@ static void histogram(strbuf *b, const char *name, const char *hist, const char 
     sb_printf(b, "%s_sum %.6f\n%s_count %lld\n", name, h.sum_ms / 1000.0, name, h.count);
 }
 
+/* The autoscaler's last signals of a compute (those it could measure). */
+static void autoscale_signals(strbuf *per, strbuf *as, const compute_rec *c)
+{
+    const struct { const char *name; long long v; double scale; } g[] = {
+        {"smdb_autoscale_cpu_utilization", c->as.cpu_ppm, 1e-6},
+        {"smdb_autoscale_bp_miss_ratio", c->as.miss_ppm, 1e-6},
+        {"smdb_autoscale_bp_data_ratio", c->as.fill_ppm, 1e-6},
+    };
+
+    sb_printf(per, "smdb_compute_cu{compute=\"%s\",project=\"%s\"} %d\n", c->id, c->project,
+              c->size_cu);
+    if (c->state != ST_RUNNING || c->as.signals_ms <= 0)
+        return;
+    for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+        if (g[i].v >= 0)
+            sb_printf(as, "%s{compute=\"%s\",project=\"%s\"} %.6f\n", g[i].name, c->id,
+                      c->project, g[i].v * g[i].scale);
+    if (c->act_opt[A_THREADS_RUNNING] >= 0)
+        sb_printf(as, "smdb_compute_threads_running{compute=\"%s\",project=\"%s\"} %lld\n",
+                  c->id, c->project, c->act_opt[A_THREADS_RUNNING]);
+}
+
+/* Decisions by direction and reason (a decision with two reasons counts
+ * under both). */
+static void autoscale_decisions(strbuf *b)
+{
+    const char *names[2 * AS_NREASONS + 1];
+    char buf[2 * AS_NREASONS][48];
+    long long v[2 * AS_NREASONS + 1];
+    int n = 0;
+
+    for (int d = 0; d < 2; d++)
+        for (int i = 0; i < AS_NREASONS; i++) {
+            snprintf(buf[n], sizeof(buf[n]), "autoscale_%s_%s", d == 0 ? "up" : "down",
+                     autoscale_reason_names[i]);
+            names[n] = buf[n];
+            n++;
+        }
+    names[n++] = "autoscale_failed";
+    if (store_counters_get(names, n, v) < 0)
+        memset(v, 0, sizeof(v));
+    sb_printf(b, "# HELP smdb_autoscale_decisions_total Autoscaler size changes by direction "
+                 "and reason.\n# TYPE smdb_autoscale_decisions_total counter\n");
+    for (int k = 0; k < 2 * AS_NREASONS; k++)
+        sb_printf(b, "smdb_autoscale_decisions_total{direction=\"%s\",reason=\"%s\"} %lld\n",
+                  k < AS_NREASONS ? "up" : "down", autoscale_reason_names[k % AS_NREASONS], v[k]);
+    sb_printf(b, "# HELP smdb_autoscale_failures_total Autoscaler decisions the backend could "
+                 "not apply.\n# TYPE smdb_autoscale_failures_total counter\n"
+                 "smdb_autoscale_failures_total %lld\n", v[n - 1]);
+}
+
 static void computes(strbuf *b)
 {
     char **ids = store_compute_ids();
     int by_state[ST__COUNT] = {0};
-    strbuf per = {0};
+    strbuf per = {0}, cu = {0}, as = {0};
     long long now = now_ms();
 
     for (char **id = ids; id && *id; id++) {
@@ -65,6 +117,7 @@ static void computes(strbuf *b)
         if (store_compute_get(*id, &c) != 0 || c.state < 0)
             continue;
         by_state[c.state]++;
+        autoscale_signals(&cu, &as, &c);
         if (c.act_received_ms > 0) {
             sb_printf(&per, "smdb_compute_connections{compute=\"%s\",project=\"%s\"} %lld\n",
                       c.id, c.project, c.act_connections);
@@ -86,6 +139,21 @@ static void computes(strbuf *b)
                  "# TYPE smdb_compute_last_activity_age_seconds gauge\n");
     sb_add(b, sb_str(&per), per.len);
     sb_free(&per);
+    sb_printf(b, "# HELP smdb_compute_cu The compute's size in compute units.\n"
+                 "# TYPE smdb_compute_cu gauge\n");
+    sb_add(b, sb_str(&cu), cu.len);
+    sb_printf(b, "# HELP smdb_autoscale_cpu_utilization CPU time used of the CPU the size "
+                 "allows, last window.\n# TYPE smdb_autoscale_cpu_utilization gauge\n"
+                 "# HELP smdb_autoscale_bp_miss_ratio Buffer pool reads from disk per read "
+                 "request, last window.\n# TYPE smdb_autoscale_bp_miss_ratio gauge\n"
+                 "# HELP smdb_autoscale_bp_data_ratio Buffer pool pages holding data.\n"
+                 "# TYPE smdb_autoscale_bp_data_ratio gauge\n"
+                 "# HELP smdb_compute_threads_running Threads running in the compute's server.\n"
+                 "# TYPE smdb_compute_threads_running gauge\n");
+    sb_add(b, sb_str(&as), as.len);
+    sb_free(&cu);
+    sb_free(&as);
+    autoscale_decisions(b);
 }
 
 void h_metrics(api_req *r)

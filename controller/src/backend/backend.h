@@ -59,6 +59,9 @@ typedef struct backend {
     int (*admin_sql)(const compute_rec *c, const char *sql, char *err, size_t errlen);
     /* The direct check of the safe-suspend rule, on the compute itself. */
     int (*probe)(const compute_rec *c, compute_probe *out);
+    /* CPU time its server has used since it started, in ms; -1 if unknown.
+     * Optional (NULL: the autoscaler takes the plugin's cpu_ms). */
+    long long (*cpu_ms)(const compute_rec *c);
     /* Bytes of storage the compute uses; -1 if unknown. */
     long long (*storage_bytes)(const compute_rec *c);
     bool (*available)(char *err, size_t errlen);                      /* NULL: always */

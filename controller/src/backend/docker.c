@@ -297,9 +297,9 @@ static int volume_secrets(const names *n, char token[128], char password[64], ch
 static int create_container(const compute_rec *c, const names *n, const char *token,
                             const char *password, char *err, size_t errlen)
 {
-    char env[8][320], path[224], port[32], bind[240];
+    char env[9][320], path[224], port[32], bind[240];
     int cu = c->size_cu > 0 ? c->size_cu : 1;
-    long long mem = (long long)cu * cfg->cu_memory_mb * 1024 * 1024;
+    long long mem = cu_memory_bytes(cfg, cu);
     long long nano = (long long)cu * cfg->cu_millicpus * 1000000LL;
     const char *url = cfg->docker_report_url[0] ? cfg->docker_report_url : cfg->report_url_base;
     json_t *envs = json_array(), *body;
@@ -312,8 +312,10 @@ static int create_container(const compute_rec *c, const names *n, const char *to
     snprintf(env[k++], sizeof(env[0]), "SMDB_REPORT_URL=%s", url);
     snprintf(env[k++], sizeof(env[0]), "SMDB_PORT=%d", c->port);
     snprintf(env[k++], sizeof(env[0]), "SMDB_PROXY_NETWORKS=%s", cfg->docker_proxy_networks);
-    /* one compute unit: 128M of buffer pool (docs/docker-backend.md) */
-    snprintf(env[k++], sizeof(env[0]), "SMDB_BUFFER_POOL=%dM", 128 * cu);
+    /* the size it starts at (docs/autoscaling.md); the plugin follows
+     * resizes from the answers to its reports */
+    snprintf(env[k++], sizeof(env[0]), "SMDB_BUFFER_POOL=%lldM", cu_pool_bytes(cfg, cu) >> 20);
+    snprintf(env[k++], sizeof(env[0]), "SMDB_MAX_CONNECTIONS=%d", cu_server_connections(cfg, cu));
     snprintf(env[k++], sizeof(env[0]), "SMDB_REPORT_INTERVAL=%d", cfg->report_interval_s);
     for (int i = 0; i < k; i++)
         json_array_append_new(envs, json_string(env[i]));
@@ -612,8 +614,8 @@ static int d_resize(const compute_rec *c, int cu, char *err, size_t errlen)
 {
     names n;
     char path[224];
-    long long mem = (long long)cu * cfg->cu_memory_mb * 1024 * 1024;
-    long long quota = (long long)cu * cfg->cu_millicpus * 100;   /* of 100000 us */
+    long long mem = cu_memory_bytes(cfg, cu);
+    long long quota = cu_cpu_quota_us(cfg, cu);   /* of CU_CPU_PERIOD_US */
     json_t *body;
     long s;
 
@@ -631,7 +633,7 @@ static int d_resize(const compute_rec *c, int cu, char *err, size_t errlen)
     snprintf(path, sizeof(path), "/libpod/containers/%s/update", n.ctr);
     body = json_pack("{s:{s:I, s:I}, s:{s:I, s:I}}", "memory", "limit", (json_int_t)mem, "swap",
                      (json_int_t)mem, "cpu", "quota", (json_int_t)quota, "period",
-                     (json_int_t)100000);
+                     (json_int_t)CU_CPU_PERIOD_US);
     err[0] = '\0';
     s = call("POST", path, body, CALL_MS, NULL, err, errlen);
     json_decref(body);

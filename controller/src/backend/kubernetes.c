@@ -468,19 +468,23 @@ static json_t *resources(int cu)
 
 static json_t *env_list(const compute_rec *c, const kname *n)
 {
-    char port[16], bp[32], interval[16];
+    char port[16], bp[32], interval[16], conns[16];
     int cu = c->size_cu > 0 ? c->size_cu : 1;
     const char *url = cfg->k8s_report_url[0] ? cfg->k8s_report_url : cfg->report_url_base;
 
     snprintf(port, sizeof(port), "%d", c->port);
-    snprintf(bp, sizeof(bp), "%dM", 128 * cu);
+    /* the size it starts at (docs/autoscaling.md); the plugin follows
+     * in-place resizes from the answers to its reports */
+    snprintf(bp, sizeof(bp), "%lldM", cu_pool_bytes(cfg, cu) >> 20);
+    snprintf(conns, sizeof(conns), "%d", cu_server_connections(cfg, cu));
     snprintf(interval, sizeof(interval), "%d", cfg->report_interval_s);
     return json_pack(
-        "[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s},"
+        "[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s},"
         " {s:s, s:{s:{s:s, s:s}}}, {s:s, s:{s:{s:s, s:s}}}]",
         "name", "SMDB_COMPUTE_ID", "value", c->id, "name", "SMDB_PORT", "value", port, "name",
         "SMDB_REPORT_URL", "value", url, "name", "SMDB_PROXY_NETWORKS", "value",
         cfg->k8s_proxy_networks, "name", "SMDB_BUFFER_POOL", "value", bp, "name",
+        "SMDB_MAX_CONNECTIONS", "value", conns, "name",
         "SMDB_REPORT_INTERVAL", "value", interval, "name", "SMDB_ADMIN_PASSWORD", "valueFrom",
         "secretKeyRef", "name", n->secret, "key", "admin-password", "name", "SMDB_REPORT_TOKEN",
         "valueFrom", "secretKeyRef", "name", n->secret, "key", "report-token");

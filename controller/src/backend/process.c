@@ -40,6 +40,16 @@ static const config *cfg;
 static pthread_mutex_t template_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool cgroup_ok;
 
+/* The compute-unit limits (docs/autoscaling.md): the memory and cpu
+ * controllers are cgroup v1 hierarchies on these hosts, next to the v2
+ * group the freezer uses; each compute gets a group <hier>/smdb/<id> in
+ * both.  A host where they cannot be written runs computes without memory
+ * and CPU limits (said once at start): the SQL side of a size still holds. */
+#define CG1_ROOT "/sys/fs/cgroup"
+enum { CG1_MEMORY, CG1_CPU, CG1_CPUACCT, CG1__COUNT };
+static const char *const cg1_names[CG1__COUNT] = {"memory", "cpu", "cpuacct"};
+static bool cg1_ok[CG1__COUNT];
+
 #define PATHMAX 768
 
 /* The running server's pid and start time, from the instance id the
@@ -399,6 +409,7 @@ static int write_mycnf(const compute_rec *c, const proc_user *u, const char *tok
 {
     char datadir[PATHMAX], mycnf[PATHMAX], sock[PATHMAX], pidf[PATHMAX], errlog[PATHMAX];
     char plugdir[PATHMAX], nofiles[PATHMAX], port[16], bp[32], plugin[4096], tmpdir[PATHMAX];
+    char maxconn[16];
     char *tpl, *out;
     int rc;
 
@@ -417,7 +428,10 @@ static int write_mycnf(const compute_rec *c, const proc_user *u, const char *tok
         return -1;
     }
     snprintf(port, sizeof(port), "%d", c->port);
-    snprintf(bp, sizeof(bp), "%dM", 32 * (c->size_cu > 0 ? c->size_cu : 1));
+    /* the size it is created at; every start passes its current size too */
+    snprintf(bp, sizeof(bp), "%lld", cu_pool_bytes(cfg, c->size_cu > 0 ? c->size_cu : 1));
+    snprintf(maxconn, sizeof(maxconn), "%d",
+             cu_server_connections(cfg, c->size_cu > 0 ? c->size_cu : 1));
     plugin_lines(c, token, plugin, sizeof(plugin));
 
     tpl = read_file(cfg->mycnf_template, 1 << 16);
@@ -428,6 +442,7 @@ static int write_mycnf(const compute_rec *c, const proc_user *u, const char *tok
     const char *vars[] = {"DATADIR", datadir, "PORT", port,
                           "HOST", c->host, "SOCKET", sock, "PIDFILE", pidf,
                           "ERRLOG", errlog, "TMPDIR", tmpdir, "PLUGIN_DIR", plugdir, "BUFFER_POOL", bp,
+                          "MAX_CONNECTIONS", maxconn,
                           "SECURE_FILE_PRIV", nofiles, "PROXY_NETWORKS", cfg->compute_proxy_networks,
                           "PLUGIN", plugin, "COMPUTE_ID", c->id, NULL};
     out = render(tpl, vars);
@@ -570,11 +585,86 @@ static void notify_forget(const char *cid)
         close(fd);
 }
 
+static void cg1_path(char *buf, size_t len, int ctl, const compute_rec *c, const char *leaf)
+{
+    snprintf(buf, len, "%s/%s/smdb/%s%s%s", CG1_ROOT, cg1_names[ctl], c->id,
+             leaf[0] ? "/" : "", leaf);
+}
+
+static int cg1_write(int ctl, const compute_rec *c, const char *leaf, long long v)
+{
+    char path[PATHMAX], val[32];
+
+    cg1_path(path, sizeof(path), ctl, c, leaf);
+    snprintf(val, sizeof(val), "%lld", v);
+    return write_file(path, val, 0644);
+}
+
+/* Memory and CPU of cu units on the compute's v1 groups.  Memory is set
+ * without swap: memory.limit_in_bytes is the limit the OOM killer enforces
+ * (a lower one than in use is reclaimed first; the kernel refuses it with
+ * EBUSY when it cannot, and the old size stays). */
+static int cg1_limit(const compute_rec *c, int cu, char *err, size_t errlen)
+{
+    if (cg1_ok[CG1_MEMORY] && cg1_write(CG1_MEMORY, c, "memory.limit_in_bytes",
+                                        cu_memory_bytes(cfg, cu)) < 0) {
+        snprintf(err, errlen, "memory.limit_in_bytes of %d CU: %s", cu, strerror(errno));
+        return -1;
+    }
+    if (cg1_ok[CG1_CPU] &&
+        (cg1_write(CG1_CPU, c, "cpu.cfs_period_us", CU_CPU_PERIOD_US) < 0 ||
+         cg1_write(CG1_CPU, c, "cpu.cfs_quota_us", cu_cpu_quota_us(cfg, cu)) < 0)) {
+        snprintf(err, errlen, "cpu.cfs_quota_us of %d CU: %s", cu, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The server joins its groups with its limits set (its memory charged so
+ * far moves with it). */
+static int cg1_enter(const compute_rec *c, int pid, int cu, char *err, size_t errlen)
+{
+    char dir[PATHMAX];
+
+    for (int k = 0; k < CG1__COUNT; k++) {
+        if (!cg1_ok[k])
+            continue;
+        cg1_path(dir, sizeof(dir), k, c, "");
+        if (mkdir_p(dir, 0755) < 0) {
+            snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+            return -1;
+        }
+    }
+    if (cg1_ok[CG1_MEMORY])
+        cg1_write(CG1_MEMORY, c, "memory.move_charge_at_immigrate", 3);
+    if (cg1_limit(c, cu, err, errlen) < 0)
+        return -1;
+    for (int k = 0; k < CG1__COUNT; k++)
+        if (cg1_ok[k] && cg1_write(k, c, "cgroup.procs", pid) < 0) {
+            snprintf(err, errlen, "cannot move the server into its %s group: %s",
+                     cg1_names[k], strerror(errno));
+            return -1;
+        }
+    return 0;
+}
+
+/* The groups of a stopped server (empty: rmdir removes them). */
+static void cg1_remove(const compute_rec *c)
+{
+    char dir[PATHMAX];
+
+    for (int k = 0; k < CG1__COUNT; k++)
+        if (cg1_ok[k]) {
+            cg1_path(dir, sizeof(dir), k, c, "");
+            rmdir(dir);
+        }
+}
+
 static int p_launch(const compute_rec *c, instance *out, char *err, size_t errlen)
 {
     char mycnf[PATHMAX], defaults[PATHMAX + 32], notify_name[64], notify_env[96];
-    char procs[PATHMAX], errlog[PATHMAX];
-    int nfd, pid;
+    char procs[PATHMAX], errlog[PATHMAX], bp_opt[64], conn_opt[48];
+    int nfd, pid, cu = c->size_cu > 0 ? c->size_cu : 1;
     long long start;
     proc_user u;
 
@@ -591,7 +681,11 @@ static int p_launch(const compute_rec *c, instance *out, char *err, size_t errle
     nfd = notify_open(notify_name, sizeof(notify_name));
     snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", notify_name);
 
-    const char *argv[] = {cfg->mariadbd, defaults, NULL};
+    /* the current size, whatever my.cnf was written with (the command
+     * line wins over it) */
+    snprintf(bp_opt, sizeof(bp_opt), "--innodb-buffer-pool-size=%lld", cu_pool_bytes(cfg, cu));
+    snprintf(conn_opt, sizeof(conn_opt), "--max-connections=%d", cu_server_connections(cfg, cu));
+    const char *argv[] = {cfg->mariadbd, defaults, bp_opt, conn_opt, NULL};
     /* an allow-list: the controller's environment may hold its tokens and
      * the Redis and PostgreSQL credentials */
     const char *env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "TZ=UTC",
@@ -603,6 +697,14 @@ static int p_launch(const compute_rec *c, instance *out, char *err, size_t errle
         if (nfd >= 0)
             close(nfd);
         snprintf(err, errlen, "cannot start %s", cfg->mariadbd);
+        return -1;
+    }
+    if (cg1_enter(c, pid, cu, err, errlen) < 0) {
+        /* a server without its limits is not this size: stop it */
+        kill(pid, SIGKILL);
+        proc_wait_exit(pid, start, 5000);
+        if (nfd >= 0)
+            close(nfd);
         return -1;
     }
     if (nfd >= 0)
@@ -773,11 +875,16 @@ static int p_stop(const compute_rec *c, char *err, size_t errlen)
         snprintf(err, errlen, "SIGTERM: %s", strerror(errno));
         return -1;
     }
-    if (proc_wait_exit(pid, start, cfg->stop_timeout_ms) == 0)
+    if (proc_wait_exit(pid, start, cfg->stop_timeout_ms) == 0) {
+        cg1_remove(c);
         return 0;
+    }
     log_warn("compute %s: no clean shutdown in %d ms, killing", c->id, cfg->stop_timeout_ms);
     kill(pid, SIGKILL);
-    return proc_wait_exit(pid, start, 5000);
+    if (proc_wait_exit(pid, start, 5000) < 0)
+        return -1;
+    cg1_remove(c);
+    return 0;
 }
 
 static int p_destroy(const compute_rec *c, char *err, size_t errlen)
@@ -794,6 +901,7 @@ static int p_destroy(const compute_rec *c, char *err, size_t errlen)
         cgroup_path(cg, sizeof(cg), c, "");
         rmdir(cg);
     }
+    cg1_remove(c);
     if (rm_rf(dir) < 0) {
         snprintf(err, errlen, "cannot remove %s", dir);
         return -1;
@@ -818,16 +926,37 @@ static int p_probe(const compute_rec *c, compute_probe *out)
                              cfg->compute_user, out);
 }
 
-/* Not yet: SET GLOBAL is what the controller's account gives up at creation
- * (docs/tenancy.md), and the memory and cpu cgroup controllers are v1 here
- * while the freezer group is v2.  Compute units that mean the same on every
- * backend are the autoscaling work (issue 12). */
+/* The limits of the server's groups.  The buffer pool and max_connections
+ * are not set here: SET GLOBAL is what the controller's account gives up
+ * at creation (docs/tenancy.md); the plugin applies them from inside the
+ * server, from the answer to its next report (docs/autoscaling.md). */
 static int p_resize(const compute_rec *c, int cu, char *err, size_t errlen)
 {
-    (void)c;
-    (void)cu;
-    snprintf(err, errlen, "the process backend does not resize computes yet");
-    return -1;
+    int pid;
+    long long start;
+
+    if (!server_of(c, &pid, &start) || !proc_same_alive(pid, start)) {
+        snprintf(err, errlen, "no server to resize");
+        return -1;
+    }
+    return cg1_limit(c, cu, err, errlen);
+}
+
+/* The kernel's count of the server's CPU time (cpuacct.usage, ns): the
+ * autoscaler's CPU signal, exact and not the server's own word. */
+static long long p_cpu_ms(const compute_rec *c)
+{
+    char path[PATHMAX], *buf;
+    long long ns = -1;
+
+    if (!cg1_ok[CG1_CPUACCT])
+        return -1;
+    cg1_path(path, sizeof(path), CG1_CPUACCT, c, "cpuacct.usage");
+    if ((buf = read_file(path, 64)) != NULL) {
+        ns = strtoll(buf, NULL, 10);
+        free(buf);
+    }
+    return ns < 0 ? -1 : ns / 1000000;
 }
 
 static long long p_storage_bytes(const compute_rec *c)
@@ -852,6 +981,7 @@ static const backend process_backend = {
     .status = p_status,
     .admin_sql = p_admin_sql,
     .probe = p_probe,
+    .cpu_ms = p_cpu_ms,
     .storage_bytes = p_storage_bytes,
 };
 
@@ -903,7 +1033,21 @@ const backend *backend_process(const config *c, char *err, size_t errlen)
         if (access(ff, W_OK) == 0 && mkdir_p(probe, 0755) == 0)
             cgroup_ok = true;
     }
-    log_info("process backend: data %s, computes as uids %d-%d, freezer %s", cfg->data_dir,
-             cfg->compute_uid_min, cfg->compute_uid_max, cgroup_ok ? "cgroup v2" : "SIGSTOP");
+    for (int k = 0; k < CG1__COUNT; k++) {
+        char dir[PATHMAX], procs[PATHMAX + 16];
+        snprintf(dir, sizeof(dir), "%s/%s/smdb", CG1_ROOT, cg1_names[k]);
+        snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+        cg1_ok[k] = mkdir_p(dir, 0755) == 0 && access(procs, W_OK) == 0;
+        if (!cg1_ok[k])
+            log_warn("process backend: no writable cgroup v1 %s controller at %s/%s: computes "
+                     "run without %s limits (buffer pool and max_connections still follow "
+                     "their size)", cg1_names[k], CG1_ROOT, cg1_names[k],
+                     k == CG1_MEMORY ? "memory" : k == CG1_CPU ? "CPU" : "measured CPU");
+    }
+    log_info("process backend: data %s, computes as uids %d-%d, freezer %s, limits: memory %s, "
+             "cpu %s", cfg->data_dir, cfg->compute_uid_min, cfg->compute_uid_max,
+             cgroup_ok ? "cgroup v2" : "SIGSTOP", cg1_ok[CG1_MEMORY] ? "cgroup v1" : "none",
+             cg1_ok[CG1_CPU] ? (cg1_ok[CG1_CPUACCT] ? "cgroup v1 (cpuacct)" : "cgroup v1")
+                             : "none");
     return &process_backend;
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/autoscale.h"
 #include "core/lifecycle.h"
 #include "store/store.h"
 #include "util/ids.h"
@@ -219,6 +220,7 @@ static void tick(void)
             if (store_compute_get(*id, &c) != 0)
                 continue;
         consider(&c);
+        autoscale_compute(&c);
     }
     ids_free(ids);
 }

@@ -39,6 +39,14 @@ static int hgetall(const char *key, void (*fn)(void *, const char *, const char 
     return rc;
 }
 
+static int opt_index(const char *name)
+{
+    for (int i = 0; i < ACT_NOPT; i++)
+        if (strcmp(name, act_opt_names[i]) == 0)
+            return i;
+    return -1;
+}
+
 /* A record being read: the compute, and the fields records written before
  * the instance field have in its place. */
 typedef struct {
@@ -70,6 +78,19 @@ static void compute_field(void *arg, const char *k, const char *v)
         {"act_disconnects", offsetof(compute_rec, act_disconnects)},
         {"act_queries", offsetof(compute_rec, act_queries)},
         {"act_last_activity_ms", offsetof(compute_rec, act_last_activity_ms)},
+        {"act_sent_at_ms", offsetof(compute_rec, act_sent_at_ms)},
+        {"as_last_change_ms", offsetof(compute_rec, as.last_change_ms)},
+        {"as_low_since_ms", offsetof(compute_rec, as.low_since_ms)},
+        {"as_prev_sent_ms", offsetof(compute_rec, as.prev_sent_ms)},
+        {"as_prev_cpu_ms", offsetof(compute_rec, as.prev_cpu_ms)},
+        {"as_prev_cpu_at_ms", offsetof(compute_rec, as.prev_cpu_at_ms)},
+        {"as_prev_bp_pages_data", offsetof(compute_rec, as.prev_bp_pages_data)},
+        {"as_prev_bp_reads", offsetof(compute_rec, as.prev_bp_reads)},
+        {"as_prev_bp_read_requests", offsetof(compute_rec, as.prev_bp_read_requests)},
+        {"as_cpu_ppm", offsetof(compute_rec, as.cpu_ppm)},
+        {"as_miss_ppm", offsetof(compute_rec, as.miss_ppm)},
+        {"as_fill_ppm", offsetof(compute_rec, as.fill_ppm)},
+        {"as_signals_ms", offsetof(compute_rec, as.signals_ms)},
     };
 
     if (strcmp(k, "id") == 0) copy(c->id, sizeof(c->id), v);
@@ -84,6 +105,10 @@ static void compute_field(void *arg, const char *k, const char *v)
     else if (strcmp(k, "size_cu") == 0) c->size_cu = (int)field_ll(v);
     else if (strcmp(k, "token_hash") == 0) copy(c->token_hash, sizeof(c->token_hash), v);
     else if (strcmp(k, "error") == 0) copy(c->error, sizeof(c->error), v);
+    else if (strcmp(k, "as_last_decision") == 0)
+        copy(c->as.last_decision, sizeof(c->as.last_decision), v);
+    else if (strncmp(k, "act_", 4) == 0 && opt_index(k + 4) >= 0)
+        c->act_opt[opt_index(k + 4)] = field_ll(v);
     else
         for (size_t i = 0; i < sizeof(ll) / sizeof(ll[0]); i++)
             if (strcmp(k, ll[i].name) == 0)
@@ -102,6 +127,13 @@ int store_compute_get(const char *cid, compute_rec *out)
     memset(out, 0, sizeof(*out));
     out->state = ST_UNKNOWN;
     out->storage_bytes = -1;
+    /* signals a report never sent (an older plugin) are unknown, not 0 */
+    {
+        for (int i = 0; i < ACT_NOPT; i++)
+            out->act_opt[i] = -1;
+        out->as.cpu_ppm = out->as.miss_ppm = out->as.fill_ppm = -1;
+        out->as.prev_bp_pages_data = -1;
+    }
     rc = hgetall(key, compute_field, &rd);
     /* a record of a controller before the instance field: its server was
      * a local process, named by pid and start time */
@@ -424,13 +456,13 @@ int store_token_owner(const char *token_hash, char *cid, size_t len)
 
 int store_activity_accept(const char *cid, const activity_report *a)
 {
-    char key[160], v[11][24];
+    char key[160], v[11][24], opt[ACT_NOPT][24], names[ACT_NOPT][40];
     const long long in[11] = {a->start_ms, a->seq, a->received_ms, a->last_activity_ms,
                               a->seq, a->connections, a->connects, a->failed_connects,
                               a->disconnects, a->queries, a->last_activity_ms};
     const char *keys[] = {store_key(key, sizeof(key), K_COMPUTE, cid)};
     char sent[24], uptime[24];
-    const char *args[4 + 2 * 9];
+    const char *args[4 + 2 * 9 + 2 * ACT_NOPT];
     int n = 0;
     long long rc;
     redisReply *r;
@@ -456,9 +488,42 @@ int store_activity_accept(const char *cid, const activity_report *a)
     args[n++] = sent;
     args[n++] = "act_uptime_s";
     args[n++] = uptime;
+    /* every signal, -1 when this report has none: an old value must not
+     * pass for a current one */
+    for (int i = 0; i < ACT_NOPT; i++) {
+        snprintf(names[i], sizeof(names[i]), "act_%s", act_opt_names[i]);
+        snprintf(opt[i], sizeof(opt[i]), "%lld", a->opt[i] >= 0 ? a->opt[i] : -1);
+        args[n++] = names[i];
+        args[n++] = opt[i];
+    }
     r = store_eval(activity_lua, 1, keys, n, args);
     rc = (r && r->type == REDIS_REPLY_INTEGER) ? r->integer : -2;
     if (r)
         freeReplyObject(r);
     return rc >= 1 ? 1 : (int)rc;
+}
+
+int store_autoscale_save(const char *cid, const autoscale_rec *s)
+{
+    char key[160], v[12][24];
+    const long long in[12] = {s->last_change_ms, s->low_since_ms, s->prev_sent_ms,
+                              s->prev_cpu_ms, s->prev_bp_reads, s->prev_bp_read_requests,
+                              s->cpu_ppm, s->miss_ppm, s->fill_ppm, s->signals_ms,
+                              s->prev_cpu_at_ms, s->prev_bp_pages_data};
+    static const char *const fields[12] = {
+        "as_last_change_ms", "as_low_since_ms", "as_prev_sent_ms", "as_prev_cpu_ms",
+        "as_prev_bp_reads", "as_prev_bp_read_requests", "as_cpu_ppm", "as_miss_ppm",
+        "as_fill_ppm", "as_signals_ms", "as_prev_cpu_at_ms", "as_prev_bp_pages_data"};
+    const char *keys[] = {store_key(key, sizeof(key), K_COMPUTE, cid)};
+    const char *args[2 * 13];
+    int n = 0;
+
+    for (int i = 0; i < 12; i++) {
+        snprintf(v[i], sizeof(v[i]), "%lld", in[i]);
+        args[n++] = fields[i];
+        args[n++] = v[i];
+    }
+    args[n++] = "as_last_decision";
+    args[n++] = s->last_decision;
+    return store_int_reply(store_eval(hset_existing_lua, 1, keys, n, args)) == 1 ? 0 : -1;
 }

@@ -363,6 +363,14 @@ const char lease_release_lua[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end\n"
     "return 0\n";
 
+/* Writes fields of a record only while it exists (a compute deleted
+ * meanwhile is not brought back as a stub).
+ * KEYS: the hash.  ARGV: field, value, ... */
+const char hset_existing_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end\n"
+    "return 1\n";
+
 /* A project's wake token bucket (store/rate.c).  KEYS[1] the bucket (hash
  * tokens, ts); ARGV now_ms, rate per minute, burst, n: 1 takes a token, -1
  * gives one back (a take whose wake turned out to be another actor's).

@@ -7,6 +7,7 @@ extern const char create_lua[];          /* a project and its compute, port and 
 extern const char remove_compute_lua[];  /* a deleted compute's records */
 extern const char remove_project_lua[];  /* a deleted project's records */
 extern const char activity_lua[];        /* a plugin report, if newer than the stored one */
+extern const char hset_existing_lua[];   /* HSET only while the hash exists */
 extern const char storage_lua[];         /* a storage sample into the storage interval */
 extern const char transfer_lua[];        /* a proxied session's transfer event */
 extern const char retire_lua[];          /* exported events into hourly buckets */

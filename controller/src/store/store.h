@@ -81,6 +81,9 @@ int store_token_owner(const char *token_hash, char *cid, size_t len);
  * last_activity_ms to its last activity.  1 stored, 0 not newer, -1 no such
  * compute, -2 error. */
 int store_activity_accept(const char *cid, const activity_report *r);
+/* Writes the autoscaler's fields of the compute's record (as_*), unless
+ * the compute is gone.  0 or -1. */
+int store_autoscale_save(const char *cid, const autoscale_rec *s);
 
 /* ---- metrics (metrics.c) ---- */
 

@@ -63,6 +63,17 @@ static const opt opts[] = {
     I("cu_buffer_pool_mb", cu_buffer_pool_mb, 8, 1 << 20),
     I("cu_max_connections", cu_max_connections, 1, 100000),
     I("docker_pids_limit", docker_pids_limit, 64, 1 << 20),
+    I("autoscale", autoscale, 0, 1),
+    I("autoscale_up_cooldown_s", autoscale_up_cooldown_s, 0, 86400),
+    I("autoscale_down_cooldown_s", autoscale_down_cooldown_s, 0, 86400),
+    I("autoscale_down_after_s", autoscale_down_after_s, 0, 86400),
+    I("autoscale_cpu_up_pct", autoscale_cpu_up_pct, 1, 1000),
+    I("autoscale_cpu_down_pct", autoscale_cpu_down_pct, 0, 99),
+    I("autoscale_bp_full_pct", autoscale_bp_full_pct, 1, 100),
+    I("autoscale_bp_miss_permille", autoscale_bp_miss_permille, 0, 1000),
+    I("autoscale_bp_fit_pct", autoscale_bp_fit_pct, 1, 100),
+    I("autoscale_ws_reads_per_s", autoscale_ws_reads_per_s, 0, 1 << 30),
+    I("autoscale_threads_per_cpu", autoscale_threads_per_cpu, 1, 10000),
     S("k8s_api", k8s_api),
     S("k8s_token_file", k8s_token_file),
     S("k8s_ca_file", k8s_ca_file),
@@ -196,6 +207,17 @@ void config_defaults(config *c)
     c->cu_buffer_pool_mb = 256;
     c->cu_max_connections = 100;
     c->docker_pids_limit = 512;
+    c->autoscale = 1;
+    c->autoscale_up_cooldown_s = 30;
+    c->autoscale_down_cooldown_s = 120;
+    c->autoscale_down_after_s = 300;
+    c->autoscale_cpu_up_pct = 75;
+    c->autoscale_cpu_down_pct = 25;
+    c->autoscale_bp_full_pct = 95;
+    c->autoscale_bp_miss_permille = 10;
+    c->autoscale_bp_fit_pct = 90;
+    c->autoscale_ws_reads_per_s = 100;
+    c->autoscale_threads_per_cpu = 4;
     strcpy(c->k8s_api, "https://kubernetes.default.svc");
     strcpy(c->k8s_token_file, "/var/run/secrets/kubernetes.io/serviceaccount/token");
     strcpy(c->k8s_ca_file, "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
@@ -394,6 +416,17 @@ int config_validate(const config *c, char *err, size_t errlen)
     if (!docker_name_ok(c->docker_network) || !docker_name_ok(c->docker_prefix)) {
         snprintf(err, errlen, "docker_network and docker_prefix: [a-zA-Z0-9_.-], starting "
                  "with a letter or digit");
+        return -1;
+    }
+    if (c->autoscale_cpu_down_pct * 2 >= c->autoscale_cpu_up_pct) {
+        /* a step down must not land above the step-up line (thrash) */
+        snprintf(err, errlen, "autoscale_cpu_down_pct must be below half autoscale_cpu_up_pct");
+        return -1;
+    }
+    if (c->cu_memory_mb < 2 * c->cu_buffer_pool_mb) {
+        /* a one-CU step down lowers the memory limit before the plugin has
+         * shrunk the pool: (n-1) CU of memory must hold n CU of pool */
+        snprintf(err, errlen, "cu_memory_mb must be at least twice cu_buffer_pool_mb");
         return -1;
     }
     if (c->lease_ttl_ms < 2 * c->scheduler_interval_ms) {

@@ -44,6 +44,18 @@ typedef struct {
     int cu_buffer_pool_mb;   /* innodb_buffer_pool_size per compute unit */
     int cu_max_connections;  /* client sessions per compute unit (the proxy's limit) */
     int docker_pids_limit;
+    /* the autoscaler (docs/autoscaling.md) */
+    int autoscale;                  /* 1: size computes between min_cu and max_cu */
+    int autoscale_up_cooldown_s;    /* after any change, before a step up */
+    int autoscale_down_cooldown_s;  /* after any change, before a step down */
+    int autoscale_down_after_s;     /* low for this long before a step down */
+    int autoscale_cpu_up_pct;       /* CPU used of allowed: above, up (over 100: never) */
+    int autoscale_cpu_down_pct;     /* below (and below the middle at one CU less), low */
+    int autoscale_bp_full_pct;      /* data pages of the pool: at least, the pool is full */
+    int autoscale_bp_miss_permille; /* reads from disk per 1000 read requests: above, misses */
+    int autoscale_bp_fit_pct;       /* a step down keeps the working set within this of the pool */
+    int autoscale_ws_reads_per_s;   /* read requests/s from which the pool's pages are in use */
+    int autoscale_threads_per_cpu;  /* threads running per allowed CPU: above, up */
     /* kubernetes backend (docs/kubernetes-backend.md) */
     char k8s_api[256];              /* API server URL; default: in-cluster */
     char k8s_token_file[256];       /* bearer token (re-read: projected tokens rotate) */
@@ -88,6 +100,30 @@ typedef struct {
     int api_per_ip_exempt_loopback; /* 1: 127.0.0.0/8 peers have no per-address limit */
     int api_idle_timeout_s;         /* closes a connection that sends nothing this long */
 } config;
+
+/* What one compute unit is (docs/autoscaling.md), the same on every
+ * backend: cu_memory_mb of memory, cu_millicpus of CPU time, a buffer pool
+ * of cu_buffer_pool_mb and cu_max_connections client sessions (the proxy's
+ * limit; the server's own max_connections has a reserve above it, so that
+ * the proxy refuses first and the admin always gets in). */
+#define CU_CONNECTION_RESERVE 10
+#define CU_CPU_PERIOD_US 100000
+static inline long long cu_memory_bytes(const config *c, int cu)
+{
+    return (long long)cu * c->cu_memory_mb * 1024 * 1024;
+}
+static inline long long cu_pool_bytes(const config *c, int cu)
+{
+    return (long long)cu * c->cu_buffer_pool_mb * 1024 * 1024;
+}
+static inline long long cu_cpu_quota_us(const config *c, int cu)   /* of CU_CPU_PERIOD_US */
+{
+    return (long long)cu * c->cu_millicpus * (CU_CPU_PERIOD_US / 1000);
+}
+static inline int cu_server_connections(const config *c, int cu)
+{
+    return cu * c->cu_max_connections + CU_CONNECTION_RESERVE;
+}
 
 void config_defaults(config *c);
 /* Parses the text of a config file. On error returns -1 and writes a
