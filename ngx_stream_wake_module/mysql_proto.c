@@ -743,9 +743,34 @@ mp_upstream_caps(const mp_response_t *r)
 }
 
 
+/* the client's auth data on the compute leg: NULL or empty is "" */
+static size_t
+mp_auth_size(uint32_t caps, const mp_str_t *auth)
+{
+    if (auth == NULL || auth->len == 0) {
+        return 1;           /* length 0 in every encoding, or "" + NUL */
+    }
+
+    if (caps & MP_CLIENT_PLUGIN_AUTH_LENENC) {
+        return mp_lenenc_size(auth->len) + auth->len;
+    }
+
+    /* CLIENT_SECURE_CONNECTION (mp_native_auth() requires one of both) */
+    return 1 + auth->len;
+}
+
+
 size_t
 mp_upstream_response_size(const mp_response_t *r, mp_str_t user,
     mp_str_t plugin)
+{
+    return mp_upstream_response_auth_size(r, user, plugin, NULL);
+}
+
+
+size_t
+mp_upstream_response_auth_size(const mp_response_t *r, mp_str_t user,
+    mp_str_t plugin, const mp_str_t *auth)
 {
     size_t    size;
     uint32_t  caps;
@@ -754,7 +779,7 @@ mp_upstream_response_size(const mp_response_t *r, mp_str_t user,
 
     size = MP_HEADER_LEN + MP_SSL_REQUEST_LEN
            + user.len + 1           /* user */
-           + 1                      /* empty auth data */
+           + mp_auth_size(caps, auth)
            + plugin.len + 1;
 
     if (caps & MP_CLIENT_CONNECT_WITH_DB) {
@@ -780,17 +805,40 @@ size_t
 mp_build_upstream_response(uint8_t *out, size_t cap, const mp_response_t *r,
     mp_str_t user, mp_str_t plugin, uint8_t seq)
 {
+    return mp_build_upstream_response_auth(out, cap, r, user, plugin, NULL,
+                                           seq);
+}
+
+
+/*
+ * The same with the client's own auth data: only for a client that signed
+ * the compute's own scramble (a greeting relayed from that very connection,
+ * see mp_native_auth()).  Auth data that the client's capabilities cannot
+ * carry (no length-prefixed encoding, over 255 bytes without lenenc) gives 0.
+ */
+size_t
+mp_build_upstream_response_auth(uint8_t *out, size_t cap,
+    const mp_response_t *r, mp_str_t user, mp_str_t plugin,
+    const mp_str_t *auth, uint8_t seq)
+{
     size_t    size;
     uint8_t  *p;
     uint32_t  caps;
 
-    size = mp_upstream_response_size(r, user, plugin);
+    caps = mp_upstream_caps(r);
+
+    if (auth && auth->len
+        && !(caps & MP_CLIENT_PLUGIN_AUTH_LENENC)
+        && (!(caps & MP_CLIENT_SECURE_CONNECTION) || auth->len > 255))
+    {
+        return 0;
+    }
+
+    size = mp_upstream_response_auth_size(r, user, plugin, auth);
 
     if (size > cap || size - MP_HEADER_LEN > MP_MAX_PAYLOAD) {
         return 0;
     }
-
-    caps = mp_upstream_caps(r);
 
     p = mp_put24(out, (uint32_t) (size - MP_HEADER_LEN));
     *p++ = seq;
@@ -803,7 +851,17 @@ mp_build_upstream_response(uint8_t *out, size_t cap, const mp_response_t *r,
     p = mp_put_bytes(p, user.data, user.len);
     *p++ = 0;
 
-    *p++ = 0;       /* auth data: length 0 in every encoding, or "" + NUL */
+    if (auth == NULL || auth->len == 0) {
+        *p++ = 0;   /* auth data: length 0 in every encoding, or "" + NUL */
+
+    } else if (caps & MP_CLIENT_PLUGIN_AUTH_LENENC) {
+        p = mp_put_lenenc(p, auth->len);
+        p = mp_put_bytes(p, auth->data, auth->len);
+
+    } else {
+        *p++ = (uint8_t) auth->len;
+        p = mp_put_bytes(p, auth->data, auth->len);
+    }
 
     if (caps & MP_CLIENT_CONNECT_WITH_DB) {
         p = mp_put_bytes(p, r->database.data, r->database.len);
@@ -819,6 +877,45 @@ mp_build_upstream_response(uint8_t *out, size_t cap, const mp_response_t *r,
     }
 
     return (size_t) (p - out);
+}
+
+
+/*
+ * A response whose auth data the compute can check as it is: the client
+ * answered a mysql_native_password greeting with that plugin, a 20-byte
+ * token (or nothing: an empty password) in a length-prefixed encoding.
+ */
+int
+mp_native_auth(const mp_response_t *r)
+{
+    static const char  native[] = "mysql_native_password";
+
+    if (r->ssl_request || !r->has_plugin
+        || r->plugin.len != sizeof(native) - 1
+        || memcmp(r->plugin.data, native, sizeof(native) - 1) != 0)
+    {
+        return 0;
+    }
+
+    if (r->auth.len != 0 && r->auth.len != MP_SCRAMBLE_LEN) {
+        return 0;
+    }
+
+    return (r->caps & (MP_CLIENT_PLUGIN_AUTH_LENENC
+                       | MP_CLIENT_SECURE_CONNECTION)) != 0;
+}
+
+
+/* a compute's greeting whose scramble a client may sign for that compute */
+int
+mp_greeting_native(const mp_greeting_t *g)
+{
+    static const char  native[] = "mysql_native_password";
+
+    return (g->caps & MP_CLIENT_PLUGIN_AUTH)
+           && (g->caps & MP_CLIENT_SECURE_CONNECTION)
+           && g->plugin.len == sizeof(native) - 1
+           && memcmp(g->plugin.data, native, sizeof(native) - 1) == 0;
 }
 
 

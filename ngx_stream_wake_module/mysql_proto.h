@@ -174,6 +174,15 @@ size_t mp_upstream_response_size(const mp_response_t *r, mp_str_t user,
 size_t mp_build_upstream_response(uint8_t *out, size_t cap,
     const mp_response_t *r, mp_str_t user, mp_str_t plugin, uint8_t seq);
 
+/* the same with the client's auth data (signed on the compute's scramble) */
+size_t mp_upstream_response_auth_size(const mp_response_t *r, mp_str_t user,
+    mp_str_t plugin, const mp_str_t *auth);
+size_t mp_build_upstream_response_auth(uint8_t *out, size_t cap,
+    const mp_response_t *r, mp_str_t user, mp_str_t plugin,
+    const mp_str_t *auth, uint8_t seq);
+int mp_native_auth(const mp_response_t *r);
+int mp_greeting_native(const mp_greeting_t *g);
+
 /* sequence ids (TLS on the client leg shifts them by one in the auth phase) */
 void mp_renumber(mp_renumber_t *st, uint8_t *p, size_t len, int delta);
 

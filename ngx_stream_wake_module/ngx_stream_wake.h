@@ -106,6 +106,7 @@ typedef struct {
 
 typedef enum {
     NGX_STREAM_WAKE_GREETING = 0,   /* writing the proxy's greeting */
+    NGX_STREAM_WAKE_PREGREET,       /* wake_preconnect: the guess's greeting */
     NGX_STREAM_WAKE_RESPONSE,       /* reading the HandshakeResponse41 */
     NGX_STREAM_WAKE_TLS,            /* TLS handshake after an SSLRequest */
     NGX_STREAM_WAKE_WAKING,         /* waiting for the controller */
@@ -140,7 +141,8 @@ typedef struct {
     ngx_event_t                 timer;          /* handshake timeout */
     ngx_event_t                 greeting_timer; /* the compute's greeting */
 
-    uint32_t                    conn_id;        /* handed out to the client */
+    uint32_t                    conn_id;        /* handed out; id map key */
+    uint32_t                    client_id;      /* in the client's greeting */
     uint32_t                    real_id;        /* the compute's thread id */
     uint32_t                    client_caps;
     uint32_t                    client_key;     /* addr + user + _pid */
@@ -204,6 +206,11 @@ typedef struct {
     ngx_addr_t                 *pre_addr;       /* ctx->upstream, parsed */
     ngx_str_t                  *preconnect;     /* $wake_preconnect */
     unsigned                    pre_pending:1;  /* proxy to ask our peer */
+    unsigned                    pre_tried:1;    /* preconnect_start ran */
+    unsigned                    pregreeted:1;   /* client has the guess's
+                                                   scramble and thread id */
+    ngx_buf_t                  *pre_resp;       /* response with auth data,
+                                                   for the guess only */
 } ngx_stream_wake_ctx_t;
 
 
@@ -226,11 +233,15 @@ ngx_int_t ngx_stream_wake_filter_init(ngx_conf_t *cf);
 void ngx_stream_wake_thawed(ngx_stream_wake_ctx_t *ctx,
     ngx_stream_wake_result_t *res);
 void ngx_stream_wake_greeting_timeout(ngx_event_t *ev);
+void ngx_stream_wake_compute_id(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, uint32_t real_id);
 
 /* ngx_stream_wake_preconnect.c */
 char *ngx_stream_wake_preconnect(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-void ngx_stream_wake_preconnect_start(ngx_stream_session_t *s,
+ngx_int_t ngx_stream_wake_preconnect_start(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx);
+mp_greeting_t *ngx_stream_wake_preconnect_greeting(
     ngx_stream_wake_ctx_t *ctx);
 void ngx_stream_wake_preconnect_route(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx);

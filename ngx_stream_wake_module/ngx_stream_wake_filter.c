@@ -7,7 +7,9 @@
  *
  * compute -> client, until the auth phase ends:
  *   - the compute's greeting is dropped (the client already has the proxy's);
- *     its connection id is the real thread id, recorded for KILL rewriting;
+ *     its connection id is the real thread id, recorded for KILL rewriting
+ *     (with wake_preconnect the greeting may have been read already, before
+ *     the client was greeted: then this direction starts at DOWN_AUTH);
  *   - AuthSwitchRequest / more-data packets are relayed until OK or ERR.
  * client -> compute:
  *   - the handshake and the auth answers pass untouched;
@@ -294,8 +296,7 @@ static void
 ngx_stream_wake_compute_greeting(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx, u_char *p, size_t len)
 {
-    mp_greeting_t                 g;
-    ngx_stream_wake_main_conf_t  *wmcf;
+    mp_greeting_t  g;
 
     if (mp_parse_greeting(p, len, &g) != MP_OK) {
         ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
@@ -303,7 +304,23 @@ ngx_stream_wake_compute_greeting(ngx_stream_session_t *s,
         return;
     }
 
-    ctx->real_id = g.conn_id;
+    ngx_stream_wake_compute_id(s, ctx, g.conn_id);
+}
+
+
+/*
+ * The compute's thread id, from its greeting: read here, or by
+ * wake_preconnect before the client was greeted (ngx_stream_wake_pre_get
+ * then starts this direction at DOWN_AUTH: the greeting is not in the
+ * stream any more).
+ */
+void
+ngx_stream_wake_compute_id(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, uint32_t real_id)
+{
+    ngx_stream_wake_main_conf_t  *wmcf;
+
+    ctx->real_id = real_id;
 
     ngx_log_debug2(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
                    "wake: connection id %uD is thread %uD on the compute",

@@ -9,7 +9,9 @@
  * rewritten in c->buffer (empty auth data, unknown plugin) so that the
  * compute answers with an AuthSwitchRequest carrying its own scramble; the
  * stream filter (ngx_stream_wake_filter.c) drops the compute's greeting and
- * relays the auth exchange.  The proxy never sees a password.
+ * relays the auth exchange.  The proxy never sees a password.  (With
+ * wake_preconnect a right guess may skip the switch: the client is greeted
+ * with the guessed compute's scramble, ngx_stream_wake_preconnect.c.)
  *
  * While the controller works the preread handler returns NGX_DONE; the
  * answer posts c->read, the phase engine calls the handler again and it
@@ -41,6 +43,11 @@ typedef struct {
 static ngx_int_t ngx_stream_wake_preread_handler(ngx_stream_session_t *s);
 static ngx_stream_wake_ctx_t *ngx_stream_wake_create_ctx(
     ngx_stream_session_t *s, ngx_stream_wake_srv_conf_t *wscf);
+static ngx_int_t ngx_stream_wake_build_greeting(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_stream_wake_srv_conf_t *wscf,
+    const uint8_t *scramble);
+static ngx_int_t ngx_stream_wake_pregreet(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_stream_wake_srv_conf_t *wscf);
 static ngx_int_t ngx_stream_wake_send_greeting(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx);
 static void ngx_stream_wake_greeting_handler(ngx_event_t *wev);
@@ -317,7 +324,7 @@ static ngx_stream_variable_t  ngx_stream_wake_vars[] = {
       0, NGX_STREAM_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("wake_connection_id"), NULL, ngx_stream_wake_variable_id,
-      offsetof(ngx_stream_wake_ctx_t, conn_id), 0, 0 },
+      offsetof(ngx_stream_wake_ctx_t, client_id), 0, 0 },
 
     { ngx_string("wake_thread_id"), NULL, ngx_stream_wake_variable_id,
       offsetof(ngx_stream_wake_ctx_t, real_id), NGX_STREAM_VAR_NOCACHEABLE,
@@ -377,6 +384,20 @@ ngx_stream_wake_preread_handler(ngx_stream_session_t *s)
     switch (ctx->state) {
 
     case NGX_STREAM_WAKE_GREETING:
+        if (!ctx->pre_tried) {
+            ctx->pre_tried = 1;
+
+            /* wake_preconnect: the guess first, its greeting if it is quick */
+            if (ngx_stream_wake_preconnect_start(s, ctx) == NGX_AGAIN) {
+                ctx->state = NGX_STREAM_WAKE_PREGREET;
+                return NGX_DONE;
+            }
+        }
+
+        if (ngx_stream_wake_pregreet(s, ctx, wscf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         rc = ngx_stream_wake_send_greeting(s, ctx);
 
         if (rc == NGX_ERROR) {
@@ -386,9 +407,6 @@ ngx_stream_wake_preread_handler(ngx_stream_session_t *s)
         /* a partial greeting is finished by the write handler */
 
         ctx->state = NGX_STREAM_WAKE_RESPONSE;
-
-        /* the compute's connect overlaps the client's answer */
-        ngx_stream_wake_preconnect_start(s, ctx);
 
         /* fall through */
 
@@ -401,9 +419,13 @@ ngx_stream_wake_preread_handler(ngx_stream_session_t *s)
 
         return rc;
 
+    case NGX_STREAM_WAKE_PREGREET:
     case NGX_STREAM_WAKE_TLS:
     case NGX_STREAM_WAKE_WAKING:
-        /* re-entered by a client event while TLS or the controller works */
+        /*
+         * re-entered by a client event while the guess, TLS or the
+         * controller works
+         */
         return NGX_DONE;
 
     case NGX_STREAM_WAKE_QUEUED:
@@ -424,10 +446,9 @@ static ngx_stream_wake_ctx_t *
 ngx_stream_wake_create_ctx(ngx_stream_session_t *s,
     ngx_stream_wake_srv_conf_t *wscf)
 {
-    u_char                       *p;
     ngx_uint_t                    i;
     ngx_connection_t             *c;
-    mp_greeting_t                 g;
+    uint8_t                       scramble[MP_SCRAMBLE_LEN];
     ngx_pool_cleanup_t           *cln;
     ngx_stream_wake_ctx_t        *ctx;
     ngx_stream_core_srv_conf_t   *cscf;
@@ -455,17 +476,7 @@ ngx_stream_wake_create_ctx(ngx_stream_session_t *s,
     ctx->client_seq = 2;
     ctx->conn_id = ngx_stream_wake_next_id(wmcf->shm_zone);
 
-    ngx_memzero(&g, sizeof(mp_greeting_t));
-
-    g.version.data = wscf->server_version.data;
-    g.version.len = wscf->server_version.len;
-    g.conn_id = ctx->conn_id;
-    g.caps = (uint32_t) wscf->caps;
-    g.ext_caps = (uint32_t) wscf->ext_caps;
-    g.charset = (uint8_t) wscf->charset;
-    g.status = MP_SERVER_STATUS_AUTOCOMMIT;
-    g.plugin.data = (const uint8_t *) "mysql_native_password";
-    g.plugin.len = sizeof("mysql_native_password") - 1;
+    ctx->client_id = ctx->conn_id;
 
     /*
      * The client signs this scramble, the proxy throws the result away:
@@ -474,16 +485,12 @@ ngx_stream_wake_create_ctx(ngx_stream_session_t *s,
      */
 
     for (i = 0; i < MP_SCRAMBLE_LEN; i++) {
-        g.scramble[i] = (uint8_t) (33 + ngx_random() % 94);
+        scramble[i] = (uint8_t) (33 + ngx_random() % 94);
     }
 
-    ctx->out = ngx_create_temp_buf(c->pool, mp_greeting_size(&g));
-    if (ctx->out == NULL) {
+    if (ngx_stream_wake_build_greeting(s, ctx, wscf, scramble) != NGX_OK) {
         return NULL;
     }
-
-    p = ctx->out->pos;
-    ctx->out->last = p + mp_build_greeting(p, ctx->out->end - p, &g);
 
     ctx->timer.handler = ngx_stream_wake_handshake_timeout;
     ctx->timer.data = ctx;
@@ -514,6 +521,74 @@ ngx_stream_wake_create_ctx(ngx_stream_session_t *s,
     ngx_stream_set_ctx(s, ctx, ngx_stream_wake_module);
 
     return ctx;
+}
+
+
+/*
+ * The proxy's greeting: the configured version and capabilities (what the
+ * computes behind it are, see docs/module.md), ctx->client_id, a scramble.
+ */
+static ngx_int_t
+ngx_stream_wake_build_greeting(ngx_stream_session_t *s,
+    ngx_stream_wake_ctx_t *ctx, ngx_stream_wake_srv_conf_t *wscf,
+    const uint8_t *scramble)
+{
+    size_t          size;
+    mp_greeting_t   g;
+
+    ngx_memzero(&g, sizeof(mp_greeting_t));
+
+    g.version.data = wscf->server_version.data;
+    g.version.len = wscf->server_version.len;
+    g.conn_id = ctx->client_id;
+    g.caps = (uint32_t) wscf->caps;
+    g.ext_caps = (uint32_t) wscf->ext_caps;
+    g.charset = (uint8_t) wscf->charset;
+    g.status = MP_SERVER_STATUS_AUTOCOMMIT;
+    g.plugin.data = (const uint8_t *) "mysql_native_password";
+    g.plugin.len = sizeof("mysql_native_password") - 1;
+    ngx_memcpy(g.scramble, scramble, MP_SCRAMBLE_LEN);
+
+    size = mp_greeting_size(&g);
+
+    if (ctx->out == NULL || (size_t) (ctx->out->end - ctx->out->start) < size)
+    {
+        ctx->out = ngx_create_temp_buf(s->connection->pool, size);
+        if (ctx->out == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    ctx->out->pos = ctx->out->start;
+    ctx->out->last = ctx->out->pos
+                     + mp_build_greeting(ctx->out->pos, size, &g);
+
+    return NGX_OK;
+}
+
+
+/*
+ * wake_preconnect: the guess greeted before the client was.  The client
+ * gets the same greeting as always but with that compute's scramble and
+ * thread id, so that its mysql_native_password answer is valid on that
+ * connection (ngx_stream_wake_rewrite_response keeps it for the guess).
+ */
+static ngx_int_t
+ngx_stream_wake_pregreet(ngx_stream_session_t *s, ngx_stream_wake_ctx_t *ctx,
+    ngx_stream_wake_srv_conf_t *wscf)
+{
+    mp_greeting_t  *g;
+
+    g = ngx_stream_wake_preconnect_greeting(ctx);
+
+    if (g == NULL || ctx->out->pos != ctx->out->start) {
+        return NGX_OK;
+    }
+
+    ctx->client_id = g->conn_id;
+    ctx->pregreeted = 1;
+
+    return ngx_stream_wake_build_greeting(s, ctx, wscf, g->scramble);
 }
 
 
@@ -1124,8 +1199,8 @@ ngx_stream_wake_rewrite_response(ngx_stream_session_t *s,
     ngx_stream_wake_ctx_t *ctx, ngx_stream_wake_srv_conf_t *wscf,
     mp_response_t *r)
 {
-    size_t             size;
-    mp_str_t           user, plugin;
+    size_t             size, n;
+    mp_str_t           user, plugin, auth;
     ngx_buf_t         *b;
     mp_response_t      stripped;
     ngx_connection_t  *c;
@@ -1156,6 +1231,40 @@ ngx_stream_wake_rewrite_response(ngx_stream_session_t *s,
     b->last += mp_build_upstream_response(b->pos, size, r, user, plugin, 1);
 
     c->buffer = b;
+
+    /*
+     * Pre-greeted: the client signed the guess's scramble.  If it used the
+     * plugin that greeting named, its auth data is valid on the guess's
+     * connection, and on no other: this response is written there only
+     * (ngx_stream_wake_pre_get), in place of c->buffer.
+     */
+
+    ctx->pre_resp = NULL;
+
+    if (!ctx->pregreeted || !mp_native_auth(r)) {
+        return NGX_OK;
+    }
+
+    auth.data = r->auth.data;
+    auth.len = r->auth.len;
+    plugin.data = r->plugin.data;
+    plugin.len = r->plugin.len;
+
+    size = mp_upstream_response_auth_size(r, user, plugin, &auth);
+
+    b = ngx_create_temp_buf(c->pool, size);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = mp_build_upstream_response_auth(b->pos, size, r, user, plugin, &auth,
+                                        1);
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    b->last += n;
+    ctx->pre_resp = b;
 
     return NGX_OK;
 }

@@ -64,6 +64,23 @@ fuzz_response(const uint8_t *data, size_t size)
     CHECK(u.auth.len == 0);
     CHECK(u.attrs.len == r.attrs.len);
     CHECK(u.plugin.len == 19 && memcmp(u.plugin.data, plugin.data, 19) == 0);
+
+    /* pre-greeted: the client's own auth data and plugin, when native */
+
+    if (!mp_native_auth(&r)) {
+        return;
+    }
+
+    n = mp_build_upstream_response_auth(out, sizeof(out), &r, route.user,
+                                        r.plugin, &r.auth, r.seq);
+    CHECK(n == mp_upstream_response_auth_size(&r, route.user, r.plugin,
+                                              &r.auth));
+
+    CHECK(mp_parse_response(out, n, sizeof(out), &u) == MP_OK);
+    CHECK(u.packet_len == n);
+    CHECK(u.auth.len == r.auth.len
+          && memcmp(u.auth.data, r.auth.data, r.auth.len) == 0);
+    CHECK(mp_native_auth(&u));
 }
 
 
@@ -114,6 +131,8 @@ fuzz_greeting(const uint8_t *data, size_t size)
     CHECK(mp_parse_greeting(out, n, &g2) == MP_OK);
     CHECK(g2.conn_id == g.conn_id);
     CHECK(g2.version.len == g.version.len);
+    CHECK(memcmp(g2.scramble, g.scramble, MP_SCRAMBLE_LEN) == 0);
+    CHECK(mp_greeting_native(&g2) == mp_greeting_native(&g));
 }
 
 

@@ -711,6 +711,146 @@ test_upstream_response_ssl_and_lenenc(void **state)
 }
 
 
+/* wake_preconnect's pre-greeting: the client's auth data for the compute */
+
+static void
+check_upstream_auth(const uint8_t *fx, size_t len, uint32_t drop_caps)
+{
+    uint8_t        out[1024];
+    size_t         n;
+    mp_str_t       plugin = STR("mysql_native_password");
+    mp_response_t  r, u;
+
+    parse_ok(fx, len, &r);
+    r.caps &= ~drop_caps;
+
+    n = mp_build_upstream_response_auth(out, sizeof(out), &r, STR("nat"),
+                                        plugin, &r.auth, 1);
+    assert_int_not_equal(n, 0);
+    assert_int_equal(n, mp_upstream_response_auth_size(&r, STR("nat"), plugin,
+                                                       &r.auth));
+    assert_int_equal(mp_build_upstream_response_auth(out, n - 1, &r,
+                                                     STR("nat"), plugin,
+                                                     &r.auth, 1),
+                     0);
+
+    parse_ok(out, n, &u);
+    assert_int_equal(u.seq, 1);
+    assert_str(u.user, "nat");
+    assert_int_equal(u.auth.len, r.auth.len);
+    assert_memory_equal(u.auth.data, r.auth.data, r.auth.len);
+    assert_str(u.plugin, "mysql_native_password");
+    assert_int_equal(u.has_database, r.has_database);
+    assert_int_equal(u.attrs.len, r.attrs.len);
+}
+
+
+static void
+test_upstream_response_auth(void **state)
+{
+    uint8_t        out[1024];
+    mp_str_t       none = { NULL, 0 };
+    mp_response_t  r;
+
+    (void) state;
+
+    parse_ok(fx_cli_db, sizeof(fx_cli_db), &r);
+    assert_true(mp_native_auth(&r));
+    assert_int_equal(r.auth.len, MP_SCRAMBLE_LEN);
+
+    /* lenenc, then the 1-byte length of CLIENT_SECURE_CONNECTION */
+    check_upstream_auth(fx_cli_db, sizeof(fx_cli_db), 0);
+    check_upstream_auth(fx_cli_db, sizeof(fx_cli_db),
+                        MP_CLIENT_PLUGIN_AUTH_LENENC);
+    check_upstream_auth(fx_pymysql_db, sizeof(fx_pymysql_db), 0);
+    check_upstream_auth(fx_capi_db, sizeof(fx_capi_db), 0);
+
+    /* neither encoding: NUL-terminated auth data could be cut short */
+    r.caps &= ~(MP_CLIENT_PLUGIN_AUTH_LENENC | MP_CLIENT_SECURE_CONNECTION);
+    assert_false(mp_native_auth(&r));
+    assert_int_equal(mp_build_upstream_response_auth(out, sizeof(out), &r,
+                                                     STR("nat"),
+                                                     STR("x"), &r.auth, 1),
+                     0);
+
+    /* empty auth data: the same bytes as the auth-switch response's */
+    parse_ok(fx_cli_db, sizeof(fx_cli_db), &r);
+    assert_int_equal(mp_upstream_response_auth_size(&r, STR("nat"), STR("x"),
+                                                    &none),
+                     mp_upstream_response_size(&r, STR("nat"), STR("x")));
+}
+
+
+static void
+test_native_auth(void **state)
+{
+    mp_response_t  r;
+
+    (void) state;
+
+    parse_ok(fx_cli_db, sizeof(fx_cli_db), &r);
+    assert_true(mp_native_auth(&r));
+
+    r.auth.len = 0;                     /* an empty password */
+    assert_true(mp_native_auth(&r));
+
+    r.auth.len = 32;                    /* not a native token */
+    assert_false(mp_native_auth(&r));
+
+    parse_ok(fx_cli_db, sizeof(fx_cli_db), &r);
+    r.plugin = STR("client_ed25519");
+    assert_false(mp_native_auth(&r));
+
+    r.plugin = STR("mysql_native_passwor");
+    assert_false(mp_native_auth(&r));
+
+    parse_ok(fx_cli_db, sizeof(fx_cli_db), &r);
+    r.has_plugin = 0;
+    assert_false(mp_native_auth(&r));
+
+    parse_ok(fx_cli_db, sizeof(fx_cli_db), &r);
+    r.ssl_request = 1;
+    assert_false(mp_native_auth(&r));
+}
+
+
+static void
+test_greeting_native(void **state)
+{
+    uint8_t        out[256];
+    size_t         n;
+    mp_greeting_t  g, p;
+
+    (void) state;
+
+    memset(&g, 0, sizeof(g));
+    g.version = STR(MP_DEFAULT_VERSION);
+    g.conn_id = 42;
+    g.caps = MP_DEFAULT_CAPS;
+    g.ext_caps = MP_DEFAULT_EXT_CAPS;
+    g.charset = MP_DEFAULT_CHARSET;
+    memcpy(g.scramble, "abcdefghijklmnopqrst", MP_SCRAMBLE_LEN);
+    g.plugin = STR("mysql_native_password");
+
+    n = mp_build_greeting(out, sizeof(out), &g);
+    assert_int_equal(mp_parse_greeting(out, n, &p), MP_OK);
+    assert_true(mp_greeting_native(&p));
+    assert_memory_equal(p.scramble, g.scramble, MP_SCRAMBLE_LEN);
+    assert_int_equal(p.conn_id, 42);
+
+    g.plugin = STR("client_ed25519");
+    n = mp_build_greeting(out, sizeof(out), &g);
+    assert_int_equal(mp_parse_greeting(out, n, &p), MP_OK);
+    assert_false(mp_greeting_native(&p));
+
+    g.plugin = STR("mysql_native_password");
+    g.caps &= ~MP_CLIENT_PLUGIN_AUTH;
+    n = mp_build_greeting(out, sizeof(out), &g);
+    assert_int_equal(mp_parse_greeting(out, n, &p), MP_OK);
+    assert_false(mp_greeting_native(&p));
+}
+
+
 /* KILL recognition and rewriting */
 
 static int
@@ -1187,6 +1327,9 @@ main(void)
         cmocka_unit_test(test_err),
         cmocka_unit_test(test_upstream_response),
         cmocka_unit_test(test_upstream_response_ssl_and_lenenc),
+        cmocka_unit_test(test_upstream_response_auth),
+        cmocka_unit_test(test_native_auth),
+        cmocka_unit_test(test_greeting_native),
         cmocka_unit_test(test_kill_parse),
         cmocka_unit_test(test_first_command),
         cmocka_unit_test(test_first_command_pass),
