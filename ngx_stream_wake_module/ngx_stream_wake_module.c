@@ -88,6 +88,8 @@ static ngx_int_t ngx_stream_wake_variable_id(ngx_stream_session_t *s,
 
 static char *ngx_stream_wake_controller(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_stream_wake_parse_zone(ngx_conf_t *cf,
+    const char *what, ngx_str_t *name, ssize_t *size);
 static char *ngx_stream_wake_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_stream_wake_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -1816,18 +1818,16 @@ ngx_stream_wake_controller(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static char *
-ngx_stream_wake_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+/*
+ * The "name:size" argument of wake_zone and wake_limit_zone; "what" names
+ * the zone in the error messages ("wake zone", "wake limit zone").
+ */
+static ngx_int_t
+ngx_stream_wake_parse_zone(ngx_conf_t *cf, const char *what, ngx_str_t *name,
+    ssize_t *size)
 {
-    ngx_stream_wake_main_conf_t *wmcf = conf;
-
     u_char     *p;
-    ssize_t     size;
-    ngx_str_t  *value, name, s;
-
-    if (wmcf->shm_zone) {
-        return "is duplicate";
-    }
+    ngx_str_t  *value, s;
 
     value = cf->args->elts;
 
@@ -1835,23 +1835,43 @@ ngx_stream_wake_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (p == NULL || p == value[1].data) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid wake zone \"%V\", use name:size",
-                           &value[1]);
-        return NGX_CONF_ERROR;
+                           "invalid %s \"%V\", use name:size",
+                           what, &value[1]);
+        return NGX_ERROR;
     }
 
-    name.data = value[1].data;
-    name.len = p - value[1].data;
+    name->data = value[1].data;
+    name->len = p - value[1].data;
 
     s.data = p + 1;
     s.len = value[1].data + value[1].len - s.data;
 
-    size = ngx_parse_size(&s);
+    *size = ngx_parse_size(&s);
 
-    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+    if (*size == NGX_ERROR || *size < (ssize_t) (8 * ngx_pagesize)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid wake zone size \"%V\" (8 pages at least)",
-                           &value[1]);
+                           "invalid %s size \"%V\" (8 pages at least)",
+                           what, &value[1]);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_stream_wake_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_stream_wake_main_conf_t *wmcf = conf;
+
+    ssize_t    size;
+    ngx_str_t  name;
+
+    if (wmcf->shm_zone) {
+        return "is duplicate";
+    }
+
+    if (ngx_stream_wake_parse_zone(cf, "wake zone", &name, &size) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -1869,37 +1889,16 @@ ngx_stream_wake_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_stream_wake_main_conf_t *wmcf = conf;
 
-    u_char     *p;
-    ssize_t     size;
-    ngx_str_t  *value, name, s;
+    ssize_t    size;
+    ngx_str_t  name;
 
     if (wmcf->limit_zone) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-
-    p = (u_char *) ngx_strchr(value[1].data, ':');
-
-    if (p == NULL || p == value[1].data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid wake limit zone \"%V\", use name:size",
-                           &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    name.data = value[1].data;
-    name.len = p - value[1].data;
-
-    s.data = p + 1;
-    s.len = value[1].data + value[1].len - s.data;
-
-    size = ngx_parse_size(&s);
-
-    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid wake limit zone size \"%V\" "
-                           "(8 pages at least)", &value[1]);
+    if (ngx_stream_wake_parse_zone(cf, "wake limit zone", &name, &size)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
