@@ -20,48 +20,13 @@
 #define NGX_STREAM_WAKE_TOKEN          1000000
 
 
-static void
-ngx_stream_wake_client_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t             **p;
-    ngx_stream_wake_client_node_t  *n, *t;
-
-    for ( ;; ) {
-
-        if (node->key != temp->key) {
-            p = (node->key < temp->key) ? &temp->left : &temp->right;
-
-        } else {
-            n = (ngx_stream_wake_client_node_t *) node;
-            t = (ngx_stream_wake_client_node_t *) temp;
-
-            p = (ngx_memn2cmp(n->addr, t->addr, n->addr_len, t->addr_len) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
 void
 ngx_stream_wake_client_table_init(ngx_stream_wake_limit_sh_t *sh, size_t size)
 {
     size_t  chunk;
 
     ngx_rbtree_init(&sh->clients, &sh->clients_sentinel,
-                    ngx_stream_wake_client_insert);
+                    ngx_str_rbtree_insert_value);
     ngx_queue_init(&sh->lru);
     sh->nclients = 0;
     sh->full = 0;
@@ -84,32 +49,8 @@ static ngx_stream_wake_client_node_t *
 ngx_stream_wake_client_lookup(ngx_stream_wake_limit_zone_t *zone,
     ngx_str_t *addr, uint32_t hash)
 {
-    ngx_int_t                       rc;
-    ngx_rbtree_node_t              *node, *sentinel;
-    ngx_stream_wake_client_node_t  *cn;
-
-    node = zone->sh->clients.root;
-    sentinel = zone->sh->clients.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash != node->key) {
-            node = (hash < node->key) ? node->left : node->right;
-            continue;
-        }
-
-        cn = (ngx_stream_wake_client_node_t *) node;
-
-        rc = ngx_memn2cmp(addr->data, cn->addr, addr->len, cn->addr_len);
-
-        if (rc == 0) {
-            return cn;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
+    return (ngx_stream_wake_client_node_t *)
+               ngx_str_rbtree_lookup(&zone->sh->clients, addr, hash);
 }
 
 
@@ -128,7 +69,7 @@ ngx_stream_wake_client_evict(ngx_stream_wake_limit_zone_t *zone)
     cn = ngx_queue_data(q, ngx_stream_wake_client_node_t, queue);
 
     ngx_queue_remove(q);
-    ngx_rbtree_delete(&zone->sh->clients, &cn->node);
+    ngx_rbtree_delete(&zone->sh->clients, &cn->sn.node);
     ngx_slab_free_locked(zone->shpool, cn);
     zone->sh->nclients--;
 }
@@ -275,13 +216,14 @@ ngx_stream_wake_client_failed(ngx_stream_session_t *s)
             return;
         }
 
-        cn->node.key = hash;
-        cn->addr_len = (u_char) addr->len;
+        cn->sn.node.key = hash;
+        cn->sn.str.len = addr->len;
+        cn->sn.str.data = cn->addr;
         ngx_memcpy(cn->addr, addr->data, addr->len);
         cn->tokens = (int64_t) wscf->client_burst * NGX_STREAM_WAKE_TOKEN;
         cn->last = ngx_current_msec;
 
-        ngx_rbtree_insert(&zone->sh->clients, &cn->node);
+        ngx_rbtree_insert(&zone->sh->clients, &cn->sn.node);
         zone->sh->nclients++;
     }
 

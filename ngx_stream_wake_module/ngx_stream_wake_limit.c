@@ -18,54 +18,17 @@
 
 #define NGX_STREAM_WAKE_ER_CON_COUNT   1040, "08004"
 
+/* 32-bit counts keep the node in the slab's 128-byte chunks */
+
 typedef struct {
-    ngx_rbtree_node_t           node;       /* key: crc32 of the project */
-    ngx_uint_t                  sessions;
-    ngx_uint_t                  waiters;
-    u_char                      project_len;
+    ngx_str_node_t              sn;         /* crc32, project[] below */
+    uint32_t                    sessions;
+    uint32_t                    waiters;
     u_char                      project[MP_PROJECT_MAX];
 } ngx_stream_wake_project_node_t;
 
 
 static void ngx_stream_wake_queue_handler(ngx_event_t *ev);
-
-
-/* the tree orders by crc32, then by the project's bytes */
-
-static void
-ngx_stream_wake_project_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t              **p;
-    ngx_stream_wake_project_node_t  *n, *t;
-
-    for ( ;; ) {
-
-        if (node->key != temp->key) {
-            p = (node->key < temp->key) ? &temp->left : &temp->right;
-
-        } else {
-            n = (ngx_stream_wake_project_node_t *) node;
-            t = (ngx_stream_wake_project_node_t *) temp;
-
-            p = (ngx_memn2cmp(n->project, t->project, n->project_len,
-                              t->project_len) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
 
 
 static ngx_int_t ngx_stream_wake_limit_init(ngx_shm_zone_t *shm_zone,
@@ -133,7 +96,7 @@ ngx_stream_wake_limit_init(ngx_shm_zone_t *shm_zone, void *data)
     zone->shpool->data = zone->sh;
 
     ngx_rbtree_init(&zone->sh->projects, &zone->sh->projects_sentinel,
-                    ngx_stream_wake_project_insert);
+                    ngx_str_rbtree_insert_value);
     ngx_stream_wake_client_table_init(zone->sh, shm_zone->shm.size);
 
     len = sizeof(" in wake limit zone \"\"") + shm_zone->shm.name.len;
@@ -169,33 +132,8 @@ static ngx_stream_wake_project_node_t *
 ngx_stream_wake_project_lookup(ngx_stream_wake_limit_zone_t *zone,
     ngx_str_t *project, uint32_t hash)
 {
-    ngx_int_t                        rc;
-    ngx_rbtree_node_t               *node, *sentinel;
-    ngx_stream_wake_project_node_t  *pn;
-
-    node = zone->sh->projects.root;
-    sentinel = zone->sh->projects.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash != node->key) {
-            node = (hash < node->key) ? node->left : node->right;
-            continue;
-        }
-
-        pn = (ngx_stream_wake_project_node_t *) node;
-
-        rc = ngx_memn2cmp(project->data, pn->project, project->len,
-                          pn->project_len);
-
-        if (rc == 0) {
-            return pn;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
+    return (ngx_stream_wake_project_node_t *)
+               ngx_str_rbtree_lookup(&zone->sh->projects, project, hash);
 }
 
 
@@ -231,13 +169,14 @@ ngx_stream_wake_project_get(ngx_stream_wake_limit_zone_t *zone,
         }
     }
 
-    pn->node.key = hash;
+    pn->sn.node.key = hash;
+    pn->sn.str.len = project->len;
+    pn->sn.str.data = pn->project;
     pn->sessions = 0;
     pn->waiters = 0;
-    pn->project_len = (u_char) project->len;
     ngx_memcpy(pn->project, project->data, project->len);
 
-    ngx_rbtree_insert(&zone->sh->projects, &pn->node);
+    ngx_rbtree_insert(&zone->sh->projects, &pn->sn.node);
 
     return pn;
 }
@@ -248,7 +187,7 @@ ngx_stream_wake_project_put(ngx_stream_wake_limit_zone_t *zone,
     ngx_stream_wake_project_node_t *pn)
 {
     if (pn->sessions == 0 && pn->waiters == 0) {
-        ngx_rbtree_delete(&zone->sh->projects, &pn->node);
+        ngx_rbtree_delete(&zone->sh->projects, &pn->sn.node);
         ngx_slab_free_locked(zone->shpool, pn);
     }
 }

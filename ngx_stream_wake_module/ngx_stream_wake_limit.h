@@ -21,11 +21,10 @@
 /* the zone's insides, for its two users (limit.c, client.c) */
 
 typedef struct {
-    ngx_rbtree_node_t           node;       /* key: crc32 of the address */
+    ngx_str_node_t              sn;         /* crc32, addr[] below */
     ngx_queue_t                 queue;      /* LRU, most recent first */
     ngx_msec_t                  last;       /* of the last refill */
     int64_t                     tokens;     /* millionths of a token */
-    u_char                      addr_len;
     u_char                      addr[NGX_SOCKADDR_STRLEN];
 } ngx_stream_wake_client_node_t;
 

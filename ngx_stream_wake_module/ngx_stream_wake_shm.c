@@ -16,14 +16,19 @@
 #include "ngx_stream_wake.h"
 
 
+/*
+ * The wake cache, the session counts and the client buckets are all
+ * string-keyed trees of nginx's ngx_str_node_t (key: crc32, then the
+ * string).  Its str points into the node itself, like the tree's own
+ * pointers: every worker maps the zone at the same address.
+ */
 typedef struct {
-    ngx_rbtree_node_t           node;       /* key: crc32 of the project */
+    ngx_str_node_t              sn;         /* crc32, project[] below */
     ngx_queue_t                 queue;      /* LRU, most recent first */
     ngx_msec_t                  expires;
     ngx_int_t                   status;     /* 200, 404 or 429 */
     ngx_int_t                   max_sessions;
     ngx_msec_t                  freeze_after;
-    u_char                      project_len;
     u_char                      addr_len;
     u_char                      compute_len;
     u_char                      project[MP_PROJECT_MAX];
@@ -46,46 +51,6 @@ typedef struct {
     ngx_stream_wake_sh_t       *sh;
     ngx_slab_pool_t            *shpool;
 } ngx_stream_wake_zone_t;
-
-
-static void
-ngx_stream_wake_cache_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
-    ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t             **p;
-    ngx_stream_wake_cache_node_t   *n, *t;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else { /* node->key == temp->key */
-
-            n = (ngx_stream_wake_cache_node_t *) node;
-            t = (ngx_stream_wake_cache_node_t *) temp;
-
-            p = (ngx_memn2cmp(n->project, t->project, n->project_len,
-                              t->project_len) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
 
 
 static ngx_int_t ngx_stream_wake_shm_init(ngx_shm_zone_t *shm_zone,
@@ -153,7 +118,7 @@ ngx_stream_wake_shm_init(ngx_shm_zone_t *shm_zone, void *data)
     zone->shpool->data = zone->sh;
 
     ngx_rbtree_init(&zone->sh->cache, &zone->sh->cache_sentinel,
-                    ngx_stream_wake_cache_insert);
+                    ngx_str_rbtree_insert_value);
     ngx_queue_init(&zone->sh->lru);
     ngx_stream_wake_idmap_init(&zone->sh->ids);
     zone->sh->ids_full = 0;
@@ -180,38 +145,8 @@ static ngx_stream_wake_cache_node_t *
 ngx_stream_wake_cache_lookup(ngx_stream_wake_zone_t *zone, ngx_str_t *project,
     uint32_t hash)
 {
-    ngx_int_t                      rc;
-    ngx_rbtree_node_t             *node, *sentinel;
-    ngx_stream_wake_cache_node_t  *cn;
-
-    node = zone->sh->cache.root;
-    sentinel = zone->sh->cache.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        cn = (ngx_stream_wake_cache_node_t *) node;
-
-        rc = ngx_memn2cmp(project->data, cn->project, project->len,
-                          cn->project_len);
-
-        if (rc == 0) {
-            return cn;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
+    return (ngx_stream_wake_cache_node_t *)
+               ngx_str_rbtree_lookup(&zone->sh->cache, project, hash);
 }
 
 
@@ -220,7 +155,7 @@ ngx_stream_wake_cache_delete(ngx_stream_wake_zone_t *zone,
     ngx_stream_wake_cache_node_t *cn)
 {
     ngx_queue_remove(&cn->queue);
-    ngx_rbtree_delete(&zone->sh->cache, &cn->node);
+    ngx_rbtree_delete(&zone->sh->cache, &cn->sn.node);
     ngx_slab_free_locked(zone->shpool, cn);
 }
 
@@ -361,11 +296,12 @@ ngx_stream_wake_cache_put(ngx_shm_zone_t *shm_zone, ngx_str_t *project,
             }
         }
 
-        cn->node.key = hash;
-        cn->project_len = (u_char) project->len;
+        cn->sn.node.key = hash;
+        cn->sn.str.len = project->len;
+        cn->sn.str.data = cn->project;
         ngx_memcpy(cn->project, project->data, project->len);
 
-        ngx_rbtree_insert(&zone->sh->cache, &cn->node);
+        ngx_rbtree_insert(&zone->sh->cache, &cn->sn.node);
     }
 
     cn->expires = ngx_current_msec + ttl;
