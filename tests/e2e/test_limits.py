@@ -352,7 +352,7 @@ def test_wake_rate_limit(controller_factory, procs, run_dir):
         st, hdr, body = wake_raw(ctl, "often")
         assert st == 200, body
         assert hdr["X-Wake-Cold-Start"] == "started"
-        assert hdr["X-Wake-Max-Sessions"] == "100"
+        assert hdr["X-Wake-Max-Sessions"] == ctl.opts["cu_max_connections"]   # 1 CU
     for _ in range(5):      # running: cheap, unlimited
         st, hdr, _ = wake_raw(ctl, "often")
         assert st == 200 and hdr["X-Wake-Cold-Start"] == "running"
