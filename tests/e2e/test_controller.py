@@ -200,7 +200,7 @@ def test_api_auth(controller):
 
 def snapshot(redis):
     """Redis content, less what changes by itself (counters, plugin reports,
-    activity times)."""
+    activity times, the autoscaler's view of those reports)."""
     keys = sorted(k for k in redis.cli("--scan").split() if not k.startswith("smdb:metrics")
                   and not k.startswith("smdb:hist"))
     snap = {}
@@ -210,7 +210,7 @@ def snapshot(redis):
             items = redis.cli("HGETALL", k).split("\n")
             pairs = dict(zip(items[0::2], items[1::2]))
             snap[k] = {f: v for f, v in pairs.items()
-                       if not f.startswith("act_") and f != "last_activity_ms"}
+                       if not f.startswith(("act_", "as_")) and f != "last_activity_ms"}
         elif t == "set":
             snap[k] = sorted(redis.cli("SMEMBERS", k).split())
         else:
