@@ -14,7 +14,6 @@ Clients come from different loopback addresses (127.0.0.x binds), so that
 each address has its own failure bucket.
 """
 import asyncio
-import hashlib
 import socket
 import struct
 import threading
@@ -27,9 +26,10 @@ import pytest
 
 from conftest import mysql, wait_for
 from nginx_fixture import parse_err, raw_connect, read_packet, start_nginx
+# the hand-made MySQL client of test_unauth.py
+from test_unauth import handshake_response, native_token, packet
 
 APP_USER, APP_PW = "app", "app-secret-pw"
-CAPS = 0x00afa28c       # PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH | ...
 
 
 def make_project(controller, name, **opts):
@@ -176,24 +176,6 @@ def test_session_limit_queues(controller_factory, procs, run_dir):
 
 
 # --- 2. a handshake flood on a stopped project -----------------------------
-
-def native_token(password, scramble):
-    h1 = hashlib.sha1(password.encode()).digest()
-    h2 = hashlib.sha1(h1).digest()
-    h3 = hashlib.sha1(scramble + h2).digest()
-    return bytes(a ^ b for a, b in zip(h1, h3))
-
-
-def packet(seq, body):
-    return len(body).to_bytes(3, "little") + bytes([seq]) + body
-
-
-def handshake_response(user, db):
-    body = struct.pack("<IIB", CAPS, 1 << 24, 45) + b"\0" * 19 + struct.pack("<I", 0x1d)
-    body += user.encode() + b"\0" + b"\0"
-    body += db.encode() + b"\0" + b"mysql_native_password\0"
-    return packet(1, body)
-
 
 async def read_pkt(reader):
     hdr = await reader.readexactly(4)
